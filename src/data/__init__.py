@@ -1,0 +1,1 @@
+"""Toy next-token tasks, generated a whole batch at a time."""

@@ -1,0 +1,69 @@
+"""A LightningDataModule over a generated task: an endless training stream, a fixed val set."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import lightning as L
+import torch
+from torch.utils.data import DataLoader, IterableDataset
+
+from src.data.tasks import Batch, Task, stream_seed
+
+TRAIN_STREAM, VAL_STREAM = 0, 1
+
+
+def task_batch(task: Task, batch_size: int, seed: int, stream: int, step: int) -> Batch:
+    """Batch `step` of a stream: the same arguments always give the same batch."""
+    generator = torch.Generator().manual_seed(stream_seed(seed, stream, step))
+    return task.sample(batch_size, generator)
+
+
+class TaskStream(IterableDataset):
+    """Training batches keyed by step, so a run resumed at step s sees batch s next."""
+
+    def __init__(self, task: Task, batch_size: int, seed: int, start_step: int = 0) -> None:
+        self.task, self.batch_size, self.seed, self.start_step = task, batch_size, seed, start_step
+
+    def __iter__(self) -> Iterator[Batch]:
+        step = self.start_step
+        while True:
+            yield task_batch(self.task, self.batch_size, self.seed, TRAIN_STREAM, step)
+            step += 1
+
+
+class TaskDataModule(L.LightningDataModule):
+    """Whole batches come straight from the generator: no workers, no collation."""
+
+    def __init__(
+        self,
+        task: Task,
+        batch_size: int = 64,
+        val_size: int = 512,
+        seed: int = 0,
+        val_seed: int = 1234,
+    ) -> None:
+        super().__init__()
+        for name, value in [("batch_size", batch_size), ("val_size", val_size)]:
+            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+                raise ValueError(
+                    f"data.{name}={value!r} is not allowed: it must be a positive integer."
+                )
+        self.task, self.batch_size, self.val_size = task, batch_size, val_size
+        self.seed, self.val_seed = seed, val_seed
+        self.val_batches: list[Batch] = []
+
+    def setup(self, stage: str | None = None) -> None:
+        if not self.val_batches:
+            # One fixed set, independent of the training seed, so every run is scored alike.
+            full = task_batch(self.task, self.val_size, self.val_seed, VAL_STREAM, 0)
+            self.val_batches = [
+                Batch(*(t[i : i + self.batch_size] for t in full))
+                for i in range(0, self.val_size, self.batch_size)
+            ]
+
+    def train_dataloader(self) -> DataLoader:
+        return DataLoader(TaskStream(self.task, self.batch_size, self.seed), batch_size=None)
+
+    def val_dataloader(self) -> DataLoader:
+        return DataLoader(self.val_batches, batch_size=None)

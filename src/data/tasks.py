@@ -1,0 +1,223 @@
+"""Toy next-token tasks as vectorised batch generators.
+
+Every task builds a whole batch of token sequences with torch ops (no per-sample Python)
+from a `torch.Generator`, so a batch is a pure function of (seed, stream, step). A task
+returns inputs, next-token targets and a loss mask: True only where the task's rule
+determines the next token, so loss and accuracy never reward guessing random symbols.
+
+Vocabulary layout of every task: symbols first (0 .. num_symbols-1), special tokens after.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch
+from torch import Tensor
+
+_MASK64 = (1 << 64) - 1
+
+
+class Batch(NamedTuple):
+    inputs: Tensor  # (B, T) token ids fed to the model
+    targets: Tensor  # (B, T) the next token at every position
+    loss_mask: Tensor  # (B, T) bool, True where the task determines the target
+
+
+def stream_seed(seed: int, stream: int, step: int) -> int:
+    """A well-mixed 63-bit seed for batch `step` of `stream` (splitmix64 finaliser)."""
+    z = (seed * 0x9E3779B97F4A7C15 + stream * 0xBF58476D1CE4E5B9 + step) & _MASK64
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & _MASK64
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _MASK64
+    return (z ^ (z >> 31)) >> 1
+
+
+def _require(condition: bool, message: str) -> None:
+    if not condition:
+        raise ValueError(message)
+
+
+def _positive(name: str, value: object) -> None:
+    _require(
+        isinstance(value, int) and not isinstance(value, bool) and value > 0,
+        f"task.{name}={value!r} is not allowed: it must be a positive integer.",
+    )
+
+
+def _next_token_batch(sequence: Tensor, first_answer: int, every: int = 1) -> Batch:
+    """Next-token pairs from full sequences (B, T+1); answers sit at sequence positions
+    first_answer, first_answer + every, ... and only those targets are scored."""
+    inputs, targets = sequence[:, :-1], sequence[:, 1:]  # (B, T)
+    loss_mask = torch.zeros_like(targets, dtype=torch.bool)
+    loss_mask[:, first_answer - 1 :: every] = True  # target t is sequence position t+1
+    return Batch(inputs, targets, loss_mask)
+
+
+class Task:
+    """Base class: a name, a vocabulary, a model input length, and `sample`."""
+
+    name: str = "task"
+    vocab_size: int
+    seq_len: int  # T, the length of `inputs`
+
+    def sample(self, batch_size: int, generator: torch.Generator) -> Batch:
+        raise NotImplementedError
+
+    def render(self, token: int) -> str:
+        """A readable glyph per token for printed samples."""
+        return str(token)
+
+
+class _SequenceTransform(Task):
+    """x_1..x_n SEP f(x)_1..f(x)_n; the answer f(x) is scored."""
+
+    def __init__(self, length: int = 8, num_symbols: int = 10) -> None:
+        _positive("length", length)
+        _positive("num_symbols", num_symbols)
+        self.length, self.num_symbols = length, num_symbols
+        self.sep = num_symbols
+        self.vocab_size = num_symbols + 1
+        self.seq_len = 2 * length
+
+    def transform(self, x: Tensor) -> Tensor:
+        raise NotImplementedError
+
+    def sample(self, batch_size: int, generator: torch.Generator) -> Batch:
+        x = torch.randint(self.num_symbols, (batch_size, self.length), generator=generator)
+        sep = torch.full((batch_size, 1), self.sep)
+        sequence = torch.cat([x, sep, self.transform(x)], dim=1)  # (B, 2n+1)
+        return _next_token_batch(sequence, first_answer=self.length + 1)
+
+    def render(self, token: int) -> str:
+        return "|" if token == self.sep else _glyph(token)
+
+
+class Copy(_SequenceTransform):
+    """Repeat the sequence: needs attention to a fixed offset back (position information)."""
+
+    name = "copy"
+
+    def transform(self, x: Tensor) -> Tensor:
+        return x
+
+
+class Reverse(_SequenceTransform):
+    """Reverse the sequence: output i attends to the mirrored input position."""
+
+    name = "reverse"
+
+    def transform(self, x: Tensor) -> Tensor:
+        return x.flip(1)
+
+
+class Sort(_SequenceTransform):
+    """Sort the sequence: each output must compare against every input symbol."""
+
+    name = "sort"
+
+    def transform(self, x: Tensor) -> Tensor:
+        return x.sort(dim=1).values
+
+
+class _KeyValueTask(Task):
+    """A table k_1 v_1 .. k_P v_P of distinct keys (symbols) and values, then queries."""
+
+    def __init__(self, num_pairs: int, num_keys: int, num_values: int) -> None:
+        _positive("num_pairs", num_pairs)
+        _positive("num_keys", num_keys)
+        _positive("num_values", num_values)
+        _require(
+            num_pairs <= num_keys,
+            f"task.num_pairs={num_pairs} is not allowed: keys are distinct, so it must be "
+            f"at most task.num_keys={num_keys}.",
+        )
+        self.num_pairs, self.num_keys, self.num_values = num_pairs, num_keys, num_values
+        self.value_offset = num_keys  # values are tokens num_keys .. num_keys+num_values-1
+        self.sep = num_keys + num_values
+        self.vocab_size = num_keys + num_values + 1
+
+    def _table(self, batch_size: int, generator: torch.Generator) -> tuple[Tensor, Tensor]:
+        """Distinct keys per row (B, P) and their values (B, P), values as 0..num_values-1."""
+        keys = torch.rand(batch_size, self.num_keys, generator=generator).argsort(dim=1)
+        keys = keys[:, : self.num_pairs]
+        values = torch.randint(self.num_values, (batch_size, self.num_pairs), generator=generator)
+        return keys, values
+
+    def _interleave(self, *columns: Tensor) -> Tensor:
+        """(B, P) tensors a, b, ... -> (B, P*len) rows a_1 b_1 a_2 b_2 ..."""
+        return torch.stack(columns, dim=2).flatten(1)
+
+    def render(self, token: int) -> str:
+        if token == self.sep:
+            return "|"
+        if token >= self.value_offset:
+            return str(token - self.value_offset)
+        return _glyph(token)
+
+
+class AssociativeRecall(_KeyValueTask):
+    """Multi-query associative recall: after the table, each query key is followed by its value.
+
+    Needs an induction-style circuit: find the earlier copy of the key, read the token after it.
+    """
+
+    name = "assoc_recall"
+
+    def __init__(
+        self, num_pairs: int = 8, num_queries: int = 8, num_keys: int = 16, num_values: int = 16
+    ) -> None:
+        super().__init__(num_pairs, num_keys, num_values)
+        _positive("num_queries", num_queries)
+        self.num_queries = num_queries
+        self.seq_len = 2 * num_pairs + 2 * num_queries
+
+    def sample(self, batch_size: int, generator: torch.Generator) -> Batch:
+        keys, values = self._table(batch_size, generator)  # (B, P)
+        which = torch.randint(self.num_pairs, (batch_size, self.num_queries), generator=generator)
+        query_keys, answers = keys.gather(1, which), values.gather(1, which)  # (B, Q)
+        table = self._interleave(keys, values + self.value_offset)  # (B, 2P)
+        queries = self._interleave(query_keys, answers + self.value_offset)  # (B, 2Q)
+        sep = torch.full((batch_size, 1), self.sep)
+        sequence = torch.cat([table, sep, queries], dim=1)  # (B, 2P+1+2Q)
+        return _next_token_batch(sequence, first_answer=2 * self.num_pairs + 2, every=2)
+
+
+class PairSum(_KeyValueTask):
+    """Each query names two keys a, b; the answer is (value(a) + value(b)) mod num_values.
+
+    The answer needs two table positions at once: one head can fetch one value cleanly,
+    so this is the task where more heads should help.
+    """
+
+    name = "pair_sum"
+
+    def __init__(
+        self, num_pairs: int = 6, num_queries: int = 6, num_keys: int = 12, num_values: int = 8
+    ) -> None:
+        super().__init__(num_pairs, num_keys, num_values)
+        _positive("num_queries", num_queries)
+        _require(
+            num_pairs >= 2,
+            f"task.num_pairs={num_pairs} is not allowed: a query names two distinct keys, so "
+            "it must be at least 2.",
+        )
+        self.num_queries = num_queries
+        self.seq_len = 2 * num_pairs + 3 * num_queries
+
+    def sample(self, batch_size: int, generator: torch.Generator) -> Batch:
+        keys, values = self._table(batch_size, generator)  # (B, P)
+        # two distinct table rows per query
+        order = torch.rand(batch_size, self.num_queries, self.num_pairs, generator=generator)
+        first, second = order.argsort(dim=2)[..., :2].unbind(dim=2)  # (B, Q) each
+        a, b = keys.gather(1, first), keys.gather(1, second)
+        answers = (values.gather(1, first) + values.gather(1, second)) % self.num_values
+        table = self._interleave(keys, values + self.value_offset)  # (B, 2P)
+        queries = self._interleave(a, b, answers + self.value_offset)  # (B, 3Q)
+        sep = torch.full((batch_size, 1), self.sep)
+        sequence = torch.cat([table, sep, queries], dim=1)  # (B, 2P+1+3Q)
+        return _next_token_batch(sequence, first_answer=2 * self.num_pairs + 3, every=3)
+
+
+def _glyph(token: int) -> str:
+    """Symbols as letters a, b, c, ... so they read apart from values and digits."""
+    return chr(ord("a") + token) if token < 26 else f"<{token}>"

@@ -1,0 +1,103 @@
+"""The LightningModule: masked next-token loss, AdamW with warm-up + cosine, metrics."""
+
+from __future__ import annotations
+
+import math
+
+import lightning as L
+import torch
+from torch import Tensor, nn
+from torchmetrics.classification import MulticlassAccuracy, MulticlassExactMatch
+
+from src.data.tasks import Batch
+from src.modules.transformer import IGNORE_INDEX, masked_cross_entropy
+
+
+def warmup_cosine(step: int, warmup_steps: int, total_steps: int, min_ratio: float) -> float:
+    """LR multiplier: linear warm-up to 1, then cosine decay to `min_ratio` at `total_steps`."""
+    if step < warmup_steps:
+        return (step + 1) / warmup_steps
+    progress = min(1.0, (step - warmup_steps) / max(1, total_steps - warmup_steps))
+    return min_ratio + (1.0 - min_ratio) * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
+class AttentionLM(L.LightningModule):
+    """Trains any next-token `net` whose forward returns (logits, maps) on task batches."""
+
+    def __init__(
+        self,
+        net: nn.Module,
+        lr: float = 3e-3,
+        weight_decay: float = 0.1,
+        betas: tuple[float, float] = (0.9, 0.98),
+        warmup_steps: int = 100,
+        min_lr_ratio: float = 0.1,
+    ) -> None:
+        super().__init__()
+        if not (isinstance(lr, (int, float)) and lr > 0):
+            raise ValueError(f"model.lr={lr!r} is not allowed: it must be a positive number.")
+        self.save_hyperparameters(ignore=["net"], logger=False)
+        self.net = net
+        vocab = net.lm_head.out_features
+        metric_args = {"num_classes": vocab, "ignore_index": IGNORE_INDEX, "validate_args": False}
+        # Separate metric objects per stage, so train and val never share state.
+        self.train_acc = MulticlassAccuracy(average="micro", **metric_args)
+        self.val_acc = MulticlassAccuracy(average="micro", **metric_args)
+        self.train_exact = MulticlassExactMatch(**metric_args)
+        self.val_exact = MulticlassExactMatch(**metric_args)
+
+    def forward(self, inputs: Tensor) -> Tensor:
+        return self.net(inputs)[0]
+
+    def _shared_step(self, batch: Batch) -> tuple[Tensor, Tensor, Tensor]:
+        logits = self(batch.inputs)  # (B, T, vocab)
+        loss = masked_cross_entropy(logits, batch.targets, batch.loss_mask)
+        preds = logits.argmax(dim=-1)  # (B, T), teacher-forced predictions
+        targets = batch.targets.masked_fill(~batch.loss_mask, IGNORE_INDEX)
+        return loss, preds, targets
+
+    def training_step(self, batch: Batch, batch_idx: int) -> Tensor:
+        loss, preds, targets = self._shared_step(batch)
+        self.train_acc(preds, targets)
+        self.train_exact(preds, targets)
+        self.log("train/loss", loss, prog_bar=True)
+        self.log("train/acc", self.train_acc)
+        self.log("train/exact_match", self.train_exact)
+        self.log("train/lr", self.optimizers().param_groups[0]["lr"])
+        return loss
+
+    def on_train_batch_end(self, outputs: Tensor, batch: Batch, batch_idx: int) -> None:
+        # Stopping "early" at the last step makes Lightning validate once more, so the final
+        # metrics describe the final weights even when max_steps is not a multiple of
+        # val_check_interval.
+        if self.global_step >= self.trainer.max_steps:
+            self.trainer.should_stop = True
+
+    def validation_step(self, batch: Batch, batch_idx: int) -> None:
+        loss, preds, targets = self._shared_step(batch)
+        self.val_acc.update(preds, targets)
+        self.val_exact.update(preds, targets)
+        size = batch.inputs.size(0)
+        self.log("val/loss", loss, prog_bar=True, batch_size=size)
+        self.log("val/acc", self.val_acc, batch_size=size)
+        self.log("val/exact_match", self.val_exact, prog_bar=True, batch_size=size)
+
+    def configure_optimizers(self) -> dict:
+        hp = self.hparams
+        # Decay matrices only; norms' gains and biases are left alone (as in nanoGPT).
+        params = [p for p in self.parameters() if p.requires_grad]
+        groups = [
+            {"params": [p for p in params if p.dim() >= 2], "weight_decay": hp.weight_decay},
+            {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0},
+        ]
+        optimizer = torch.optim.AdamW(groups, lr=hp.lr, betas=tuple(hp.betas))
+        total = self.trainer.max_steps
+
+        def schedule(step: int) -> float:
+            return warmup_cosine(step, hp.warmup_steps, total, hp.min_lr_ratio)
+
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
+        return {
+            "optimizer": optimizer,
+            "lr_scheduler": {"scheduler": scheduler, "interval": "step"},
+        }

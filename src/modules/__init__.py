@@ -1,0 +1,24 @@
+"""The model's layers: plain PyTorch, no Lightning, no Hydra."""
+
+from src.modules.attention import (
+    AttentionMaps,
+    MultiHeadAttention,
+    explicit_attention,
+    resolve_scale,
+)
+from src.modules.block import MLP, Block
+from src.modules.positional import SinusoidalPositions, make_positional
+from src.modules.transformer import TransformerLM, masked_cross_entropy
+
+__all__ = [
+    "AttentionMaps",
+    "Block",
+    "MLP",
+    "MultiHeadAttention",
+    "SinusoidalPositions",
+    "TransformerLM",
+    "explicit_attention",
+    "make_positional",
+    "masked_cross_entropy",
+    "resolve_scale",
+]

@@ -1,0 +1,91 @@
+"""A decoder-only language model: embeddings -> N pre-LN blocks -> final norm -> LM head."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from src.modules.attention import AttentionMaps, _check_positive_int
+from src.modules.block import Block
+from src.modules.positional import make_positional
+
+IGNORE_INDEX = -100  # cross-entropy skips targets with this value
+
+
+class TransformerLM(nn.Module):
+    """Next-token model whose attention scale, head count and mask are switches."""
+
+    def __init__(
+        self,
+        vocab_size: int,
+        max_seq_len: int,
+        d_model: int = 64,
+        layers: int = 2,
+        heads: int = 4,
+        head_dim: int | None = None,
+        scale: bool | float = True,
+        causal: bool = True,
+        positional: str = "learned",
+        mlp_ratio: int = 4,
+        bias: bool = False,
+    ) -> None:
+        super().__init__()
+        for name, value in [
+            ("vocab_size", vocab_size),
+            ("max_seq_len", max_seq_len),
+            ("d_model", d_model),
+            ("layers", layers),
+            ("mlp_ratio", mlp_ratio),
+        ]:
+            _check_positive_int(name, value)
+        self.max_seq_len = max_seq_len
+        self.token_embedding = nn.Embedding(vocab_size, d_model)
+        self.position = make_positional(positional, max_seq_len, d_model)
+        self.blocks = nn.ModuleList(
+            Block(d_model, heads, head_dim, scale, causal, mlp_ratio, bias) for _ in range(layers)
+        )
+        self.ln_final = nn.LayerNorm(d_model, bias=bias)
+        self.lm_head = nn.Linear(d_model, vocab_size, bias=False)
+        self.lm_head.weight = self.token_embedding.weight  # weight tying, as in GPT-2/nanoGPT
+
+        # Init as GPT-2: N(0, 0.02) everywhere, and the projections that write into the
+        # residual stream scaled by 1/sqrt(2 * layers) so its variance does not grow with depth.
+        self.apply(self._init_weights)
+        for name, param in self.named_parameters():
+            if name.endswith(("attn.out.weight", "mlp.proj.weight")):
+                nn.init.normal_(param, mean=0.0, std=0.02 / math.sqrt(2 * layers))
+
+    @staticmethod
+    def _init_weights(module: nn.Module) -> None:
+        if isinstance(module, (nn.Linear, nn.Embedding)):
+            nn.init.normal_(module.weight, mean=0.0, std=0.02)
+        if isinstance(module, nn.Linear) and module.bias is not None:
+            nn.init.zeros_(module.bias)
+
+    def forward(
+        self, idx: Tensor, need_weights: bool = False
+    ) -> tuple[Tensor, list[AttentionMaps] | None]:
+        """idx: (B, T) token ids -> logits (B, T, vocab), and per-layer maps when asked."""
+        B, T = idx.shape
+        if self.max_seq_len < T:
+            raise ValueError(
+                f"sequence length {T} is longer than the model's max_seq_len={self.max_seq_len}."
+            )
+        x = self.token_embedding(idx)  # (B, T, d_model)
+        if self.position is not None:
+            x = x + self.position(torch.arange(T, device=idx.device))  # (T, d_model) broadcast
+        maps = [] if need_weights else None
+        for block in self.blocks:
+            x, block_maps = block(x, need_weights)
+            if need_weights:
+                maps.append(block_maps)
+        return self.lm_head(self.ln_final(x)), maps  # (B, T, vocab)
+
+
+def masked_cross_entropy(logits: Tensor, targets: Tensor, loss_mask: Tensor) -> Tensor:
+    """Mean cross-entropy over the positions the task determines (loss_mask True)."""
+    targets = targets.masked_fill(~loss_mask, IGNORE_INDEX)  # (B, T)
+    return F.cross_entropy(logits.flatten(0, 1), targets.flatten(), ignore_index=IGNORE_INDEX)

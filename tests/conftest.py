@@ -1,0 +1,43 @@
+"""Shared fixtures: the real configs, composed with Hydra's compose API."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+from omegaconf import DictConfig, open_dict
+
+ROOT = Path(__file__).resolve().parents[1]
+CONF = ROOT / "conf"
+TRAIN_SCRIPT = ROOT / "scripts" / "train.py"
+PYTHON = sys.executable
+
+# Small and fast: enough steps to exercise validation, checkpointing and logging.
+TINY = [
+    "trainer.max_steps=6",
+    "trainer.val_check_interval=4",
+    "data.val_size=64",
+    "trainer.enable_progress_bar=false",
+    "trainer.enable_model_summary=false",
+]
+
+
+def group_options(group: str) -> list[str]:
+    return sorted(p.stem for p in (CONF / group).glob("*.yaml"))
+
+
+@pytest.fixture
+def compose_cfg(tmp_path: Path) -> Callable[..., DictConfig]:
+    """compose_cfg(*overrides) -> the train config, writing into tmp_path."""
+
+    def _compose(*overrides: str) -> DictConfig:
+        with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+            cfg = compose("train", overrides=list(overrides))
+        with open_dict(cfg):
+            cfg.paths.output_dir = str(tmp_path)
+        return cfg
+
+    return _compose

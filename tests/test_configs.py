@@ -1,0 +1,71 @@
+"""Every config in conf/ composes with Hydra's compose API and builds."""
+
+import pytest
+from hydra import compose, initialize_config_dir
+
+from src.train import ConfigError, build
+from tests.conftest import CONF, TINY, group_options
+
+GROUPS = ["task", "data", "model", "trainer", "logger", "callbacks", "paths"]
+
+
+def test_every_group_has_options():
+    for group in GROUPS:
+        assert group_options(group), group
+
+
+@pytest.mark.parametrize(
+    "override",
+    [f"{g}={o}" for g in GROUPS for o in group_options(g) if g != "trainer"] + ["trainer=default"],
+)
+def test_every_config_composes_and_instantiates(compose_cfg, override):
+    cfg = compose_cfg(override, *TINY)
+    parts = build(cfg)
+    task, model = parts["task"], parts["model"]
+    assert model.net.token_embedding.num_embeddings == task.vocab_size
+    assert parts["trainer"].max_steps == 6
+
+
+def test_gpu_trainer_config_composes():
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        cfg = compose("train", overrides=["trainer=gpu"])
+    assert cfg.trainer.accelerator == "gpu" and cfg.trainer.precision == "bf16-mixed"
+
+
+def test_top_level_knobs_reach_the_attention(compose_cfg):
+    model = build(compose_cfg("heads=2", "scale=false", "model.net.d_model=32"))["model"]
+    attn = model.net.blocks[0].attn
+    assert (attn.heads, attn.head_dim, attn.scale) == (2, 16, 1.0)
+    model = build(compose_cfg("scale=0.25"))["model"]
+    assert model.net.blocks[-1].attn.scale == 0.25
+
+
+def test_trainer_arguments_are_overridable(compose_cfg):
+    trainer = build(compose_cfg("trainer.max_steps=17", "trainer.log_every_n_steps=3"))["trainer"]
+    assert trainer.max_steps == 17 and trainer.log_every_n_steps == 3
+
+
+@pytest.mark.parametrize(
+    "override, match",
+    [
+        ("heads=3", r"`model.net`: heads=3 does not divide d_model=64"),
+        ("heads=0", r"`model.net`: heads=0 is not allowed"),
+        ("scale=abc", r"scale='abc' is not allowed"),
+        ("model.net.layers=0", r"layers=0 is not allowed"),
+        ("task.length=0", r"`task`: task.length=0"),
+        ("data.batch_size=0", r"`data`: data.batch_size=0"),
+        ("model.lr=0", r"model.lr=0 is not allowed"),
+    ],
+)
+def test_bad_values_raise_config_error_naming_the_key(compose_cfg, override, match):
+    with pytest.raises(ConfigError, match=match):
+        build(compose_cfg(override))
+
+
+def test_run_names_come_from_overrides_and_stay_short():
+    from src.config import run_name
+
+    assert run_name("") == "default"
+    assert run_name("heads=2,scale=false") == "heads=2,scale=false"
+    long = ",".join(f"model.net.key{i}={i}" for i in range(40))
+    assert len(run_name(long)) < 140 and run_name(long) != run_name(long + "1")

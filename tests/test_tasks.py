@@ -1,0 +1,89 @@
+"""Each task generator is deterministic, and an oracle that knows its rule scores 100% on it."""
+
+import pytest
+import torch
+
+from src.data.datamodule import TRAIN_STREAM, TaskDataModule, TaskStream, task_batch
+from src.data.tasks import AssociativeRecall, Copy, PairSum, Reverse, Sort
+
+TASKS = [
+    Copy(length=5, num_symbols=7),
+    Reverse(length=5, num_symbols=7),
+    Sort(length=6, num_symbols=4),
+    AssociativeRecall(num_pairs=4, num_queries=5, num_keys=6, num_values=3),
+    PairSum(num_pairs=4, num_queries=3, num_keys=5, num_values=6),
+]
+
+
+def oracle(task, sequence: list[int]) -> list[int]:
+    """The answers, computed per example in plain Python from the prompt alone."""
+    if isinstance(task, (Copy, Reverse, Sort)):
+        x = sequence[: task.length]
+        return {Copy: x, Reverse: x[::-1], Sort: sorted(x)}[type(task)]
+    pairs = sequence[: 2 * task.num_pairs]
+    table = dict(zip(pairs[0::2], pairs[1::2]))
+    assert len(table) == task.num_pairs  # keys are distinct
+    queries = sequence[2 * task.num_pairs + 1 :]
+    if isinstance(task, AssociativeRecall):
+        return [table[q] for q in queries[0::2]]
+    off = task.value_offset
+    return [
+        (table[a] - off + table[b] - off) % task.num_values + off
+        for a, b in zip(queries[0::3], queries[1::3])
+    ]
+
+
+@pytest.mark.parametrize("task", TASKS, ids=lambda t: t.name)
+def test_oracle_scores_100_percent(task):
+    batch = task_batch(task, 64, seed=3, stream=TRAIN_STREAM, step=0)
+    assert batch.inputs.shape == batch.targets.shape == batch.loss_mask.shape == (64, task.seq_len)
+    assert batch.inputs.max() < task.vocab_size and batch.inputs.min() >= 0
+    torch.testing.assert_close(batch.inputs[:, 1:], batch.targets[:, :-1])  # next-token pairs
+    for inputs, targets, mask in zip(*batch):
+        sequence = inputs.tolist() + targets[-1:].tolist()
+        assert targets[mask].tolist() == oracle(task, sequence)
+
+
+@pytest.mark.parametrize("task", TASKS, ids=lambda t: t.name)
+def test_batches_are_a_function_of_seed_and_step(task):
+    a = task_batch(task, 16, seed=1, stream=TRAIN_STREAM, step=5)
+    b = task_batch(task, 16, seed=1, stream=TRAIN_STREAM, step=5)
+    c = task_batch(task, 16, seed=1, stream=TRAIN_STREAM, step=6)
+    d = task_batch(task, 16, seed=2, stream=TRAIN_STREAM, step=5)
+    assert all(torch.equal(x, y) for x, y in zip(a, b))
+    assert not torch.equal(a.inputs, c.inputs) and not torch.equal(a.inputs, d.inputs)
+
+
+def test_stream_resumes_at_a_step():
+    task = TASKS[0]
+    full = TaskStream(task, 8, seed=0)
+    batches = [b for b, _ in zip(full, range(4))]
+    resumed = next(iter(TaskStream(task, 8, seed=0, start_step=3)))
+    assert torch.equal(resumed.inputs, batches[3].inputs)
+
+
+def test_validation_set_is_fixed_and_independent_of_the_training_seed():
+    sets = []
+    for seed in (0, 1):
+        dm = TaskDataModule(TASKS[2], batch_size=16, val_size=40, seed=seed)
+        dm.setup()
+        sets.append(torch.cat([b.inputs for b in dm.val_batches]))
+    assert sets[0].shape == (40, TASKS[2].seq_len)
+    assert torch.equal(sets[0], sets[1])
+
+
+@pytest.mark.parametrize(
+    "make, match",
+    [
+        (lambda: Copy(length=0), "task.length=0"),
+        (
+            lambda: AssociativeRecall(num_pairs=9, num_keys=8),
+            "task.num_pairs=9.*at most task.num_keys=8",
+        ),
+        (lambda: PairSum(num_pairs=1), "task.num_pairs=1.*at least 2"),
+        (lambda: TaskDataModule(TASKS[0], batch_size=0), "data.batch_size=0"),
+    ],
+)
+def test_bad_task_settings_are_refused(make, match):
+    with pytest.raises(ValueError, match=match):
+        make()

@@ -1,0 +1,151 @@
+"""Training end to end: in process through train(cfg), and as the user types it."""
+
+import json
+import runpy
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from src.train import train
+from tests.conftest import PYTHON, TINY, TRAIN_SCRIPT
+
+SCALARS = [
+    "train/loss",
+    "train/acc",
+    "train/exact_match",
+    "val/loss",
+    "val/acc",
+    "val/exact_match",
+    "train/lr",
+]
+
+
+def read_events(run_dir: Path) -> EventAccumulator:
+    events = EventAccumulator(str(run_dir))
+    events.Reload()
+    return events
+
+
+def test_train_writes_metrics_events_and_checkpoints(compose_cfg, tmp_path):
+    result = train(compose_cfg("heads=2", "scale=false", "trainer.log_every_n_steps=1", *TINY))
+    saved = json.loads((tmp_path / "metrics.json").read_text())
+    assert saved == result
+    assert saved["status"] == "finished" and saved["step"] == 6
+    assert set(saved["metrics"]) == {"val/loss", "val/acc", "val/exact_match", "train/loss"}
+
+    scalars = read_events(tmp_path).Tags()["scalars"]
+    assert set(SCALARS) <= set(scalars)
+    val = read_events(tmp_path).Scalars("val/loss")
+    # after steps 4 and 6 (the end); Lightning's logger counts the finished batch from 0
+    assert [e.step for e in val] == [3, 5]
+    assert val[-1].value == pytest.approx(saved["metrics"]["val/loss"], rel=1e-6)
+
+    ckpt = torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=True)
+    assert ckpt["global_step"] == 6
+
+
+def test_hparams_tab_has_the_knobs_and_final_metrics(compose_cfg, tmp_path):
+    from tensorboard.plugins.hparams import plugin_data_pb2
+
+    train(compose_cfg("heads=2", "scale=false", *TINY))
+    events = read_events(tmp_path)
+    assert "hp/val_loss" in events.Tags()["scalars"]
+    content = events.SummaryMetadata("_hparams_/session_start_info").plugin_data.content
+    start = plugin_data_pb2.HParamsPluginData.FromString(content).session_start_info
+    assert start.hparams["heads"].number_value == 2
+    assert start.hparams["scale"].bool_value is False
+    assert start.hparams["task"].string_value == "sort"
+
+
+@pytest.mark.slow
+def test_exact_user_command_trains_and_logs(tmp_path):
+    """`python scripts/train.py heads=2 scale=false`, run from a fresh folder."""
+    proc = subprocess.run(
+        [PYTHON, str(TRAIN_SCRIPT), "heads=2", "scale=false", *TINY],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    (run_dir,) = (tmp_path / "logs" / "runs").iterdir()
+    written = {p for p in tmp_path.rglob("*") if p.is_file()}
+    assert written and all(run_dir in p.parents for p in written)  # all of it in the run's folder
+    assert "heads=2,scale=false" in run_dir.name  # the folder (and TensorBoard run) says so
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert metrics["step"] == 6
+    assert set(SCALARS) <= set(read_events(run_dir).Tags()["scalars"])
+    assert (run_dir / "checkpoints" / "last.ckpt").is_file()
+    assert (run_dir / ".hydra" / "config.yaml").is_file()
+    assert "expected  ->  predicted" in proc.stdout  # sample predictions are shown
+
+
+def test_help_explains_the_knobs_and_groups():
+    proc = subprocess.run(
+        [PYTHON, str(TRAIN_SCRIPT), "--help"], capture_output=True, text=True, timeout=120
+    )
+    assert proc.returncode == 0
+    for words in [
+        "heads=4",
+        "scale=true",
+        "1/sqrt(d_k)",
+        "seed=0",
+        "task: assoc_recall, copy",
+        "trainer.max_steps",
+        "tensorboard --logdir logs",
+    ]:
+        assert words in proc.stdout, words
+
+
+BAD_INPUTS = [
+    (["heads=3"], "heads=3 does not divide d_model=64"),
+    (["heads=0"], "heads=0 is not allowed"),
+    (["heads=-1"], "heads=-1 is not allowed"),
+    (["scale=abc"], "scale='abc' is not allowed"),
+    (["scale=-1"], "scale=-1 is not allowed"),
+    (["scale=0"], "scale=0 is not allowed"),
+    (["task=nonsense"], "Could not find 'task/nonsense'"),
+    (["model.net.d_model=0"], "d_model=0 is not allowed"),
+    (["data.batch_size=0"], "data.batch_size=0 is not allowed"),
+    (["task.length=-2"], "task.length=-2 is not allowed"),
+]
+
+
+def _assert_refused_before_training(code, stderr: str, message: str, folder: Path) -> None:
+    assert code not in (0, None)
+    assert message in stderr
+    assert "Traceback" not in stderr
+    if "Could not find" in message:
+        assert "Available options in 'task'" in stderr and "assoc_recall" in stderr
+    assert not list(folder.rglob("metrics.json")) and not list(folder.rglob("*.ckpt"))
+
+
+@pytest.mark.parametrize("overrides, message", BAD_INPUTS, ids=lambda v: str(v))
+def test_bad_input_exits_non_zero_with_a_clear_message(
+    tmp_path, monkeypatch, capsys, overrides, message
+):
+    """Through the script's real entry point (Hydra's main), in this process for speed."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "argv", [str(TRAIN_SCRIPT), *overrides])
+    with pytest.raises(SystemExit) as exit_info:
+        runpy.run_path(str(TRAIN_SCRIPT), run_name="__main__")
+    _assert_refused_before_training(
+        exit_info.value.code, capsys.readouterr().err, message, tmp_path
+    )
+
+
+@pytest.mark.slow
+def test_bad_input_in_a_real_process(tmp_path):
+    proc = subprocess.run(
+        [PYTHON, str(TRAIN_SCRIPT), "heads=3"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    _assert_refused_before_training(proc.returncode, proc.stderr, BAD_INPUTS[0][1], tmp_path)
+    assert proc.returncode == 2
