@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import lightning as L
 import torch
-from lightning.pytorch.utilities import rank_zero_only
+from lightning.pytorch.loggers import TensorBoardLogger
+from lightning.pytorch.utilities import grad_norm, rank_zero_only
 
 from src.data.tasks import Batch, Task
+from src.diagnostics import attention_scalars
 
 
 def format_samples(task: Task, batch: Batch, preds: torch.Tensor) -> list[str]:
@@ -40,3 +42,91 @@ class PrintSamples(L.Callback):
         print("     prompt (answers as _)  ->  expected  ->  predicted")
         for line in format_samples(datamodule.task, batch, preds):
             print("  " + line)
+
+
+class AttentionDiagnostics(L.Callback):
+    """Logs what the attention looks like, per layer and head, on a fixed probe batch.
+
+    Every `every_n_steps`: entropy, saturation and logit statistics (src/diagnostics.py),
+    computed through the explicit path so training itself stays on the fused kernel.
+    Every `grad_every_n_steps`: gradient norms of W_q and W_k per layer and of all weights,
+    the tutorial's vanishing-gradient point. Every `image_every_n_steps` (and at the start
+    and end): heat maps of the first probe example, one image per layer, heads side by side.
+    """
+
+    def __init__(
+        self,
+        every_n_steps: int = 50,
+        grad_every_n_steps: int = 10,
+        image_every_n_steps: int = 500,
+        probe_examples: int = 16,
+    ) -> None:
+        self.every_n_steps = every_n_steps
+        self.grad_every_n_steps = grad_every_n_steps
+        self.image_every_n_steps = image_every_n_steps
+        self.probe_examples = probe_examples
+        self.probe: Batch | None = None
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        batch = trainer.datamodule.val_batches[0]
+        self.probe = Batch(*(t[: self.probe_examples].to(pl_module.device) for t in batch))
+        self._log_attention(trainer, pl_module, images=True)
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        step = trainer.global_step
+        final = step >= trainer.max_steps
+        if step % self.every_n_steps == 0 or final:
+            images = step % self.image_every_n_steps == 0 or final
+            self._log_attention(trainer, pl_module, images)
+
+    def on_before_optimizer_step(self, trainer, pl_module, optimizer) -> None:
+        step = trainer.global_step  # the step these gradients are about to make
+        if step % self.grad_every_n_steps:
+            return
+        norms = grad_norm(pl_module.net, norm_type=2)
+        scalars = {"grad/total": norms.pop("grad_2.0_norm_total").item()}
+        for name, value in norms.items():
+            parts = name.split("/")[-1].split(".")  # blocks.{l}.attn.{query|key}.weight
+            if parts[0] == "blocks" and parts[3] in ("query", "key") and parts[4] == "weight":
+                scalars[f"grad/layer{parts[1]}/{parts[3]}"] = value.item()
+        for logger in trainer.loggers:
+            logger.log_metrics(scalars, step=step)
+
+    @torch.no_grad()
+    def _log_attention(self, trainer: L.Trainer, pl_module: L.LightningModule, images: bool):
+        net = pl_module.net
+        _, maps = net(self.probe.inputs, need_weights=True)
+        causal = net.blocks[0].attn.causal
+        scalars = attention_scalars(maps, causal)
+        for logger in trainer.loggers:
+            logger.log_metrics(scalars, step=trainer.global_step)
+            if images and isinstance(logger, TensorBoardLogger):
+                task = trainer.datamodule.task
+                labels = [task.render(t) for t in self.probe.inputs[0].tolist()]
+                for layer, layer_maps in enumerate(maps):
+                    figure = attention_figure(layer_maps.weights[0].cpu(), labels, layer)
+                    logger.experiment.add_figure(
+                        f"attention/layer{layer}", figure, global_step=trainer.global_step
+                    )
+
+
+def attention_figure(weights: torch.Tensor, labels: list[str], layer: int):
+    """Heat maps of one example's (nh, T, T) weights, heads side by side, tokens on the axes."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    heads, T = weights.shape[0], weights.shape[-1]
+    size = max(3.0, 0.16 * T)
+    figure, axes = plt.subplots(1, heads, figsize=(size * heads + 1, size + 0.6), squeeze=False)
+    for head, ax in enumerate(axes[0]):
+        image = ax.imshow(weights[head].numpy(), vmin=0.0, vmax=1.0, cmap="viridis")
+        ax.set_title(f"layer {layer}, head {head}", fontsize=10)
+        ax.set_xticks(range(T), labels, fontsize=7)
+        ax.set_yticks(range(T), labels, fontsize=7)
+        ax.set_xlabel("key", fontsize=8)
+        if head == 0:
+            ax.set_ylabel("query", fontsize=8)
+    figure.colorbar(image, ax=axes[0].tolist(), fraction=0.02, pad=0.01)
+    return figure

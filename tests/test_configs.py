@@ -6,7 +6,7 @@ from hydra import compose, initialize_config_dir
 from src.train import ConfigError, build
 from tests.conftest import CONF, TINY, group_options
 
-GROUPS = ["task", "data", "model", "trainer", "logger", "callbacks", "paths"]
+GROUPS = ["task", "data", "model", "trainer", "logger", "callbacks", "paths", "experiment"]
 
 
 def test_every_group_has_options():
@@ -69,3 +69,15 @@ def test_run_names_come_from_overrides_and_stay_short():
     assert run_name("heads=2,scale=false") == "heads=2,scale=false"
     long = ",".join(f"model.net.key{i}={i}" for i in range(40))
     assert len(run_name(long)) < 140 and run_name(long) != run_name(long + "1")
+
+
+@pytest.mark.parametrize("experiment", group_options("experiment"))
+def test_experiments_define_their_own_sweep(experiment):
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        cfg = compose("train", overrides=[f"experiment={experiment}"], return_hydra_config=True)
+    params = cfg.hydra.sweeper.params
+    assert (params.heads, params.scale, params.seed) == ("1,2,4", "true,false", "0,1,2")
+    assert cfg.task._target_.endswith("PairDiff")
+    assert experiment in cfg.hydra.sweep.dir
+    if "fixed_head_dim" in experiment:
+        assert cfg.model.net.head_dim == 16

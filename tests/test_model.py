@@ -93,3 +93,16 @@ def test_too_long_input_is_refused():
 def test_bad_model_arguments_are_refused(kwargs, match):
     with pytest.raises(ValueError, match=match):
         TransformerLM(vocab_size=5, max_seq_len=4, **kwargs)
+
+
+def test_qk_init_std_gives_unit_variance_queries():
+    torch.manual_seed(0)
+    model = TransformerLM(vocab_size=5, max_seq_len=4, d_model=256, qk_init_std=256**-0.5)
+    attn = model.blocks[0].attn
+    assert attn.query.weight.std().item() == pytest.approx(1 / 16, rel=0.02)
+    x = torch.nn.functional.layer_norm(torch.randn(4096, 256), (256,))
+    assert attn.query(x).var().item() == pytest.approx(1.0, rel=0.1)
+    gpt2 = TransformerLM(vocab_size=5, max_seq_len=4, d_model=256)
+    assert gpt2.blocks[0].attn.key.weight.std().item() == pytest.approx(0.02, rel=0.05)
+    with pytest.raises(ValueError, match="qk_init_std=-1 is not allowed"):
+        TransformerLM(vocab_size=5, max_seq_len=4, qk_init_std=-1)

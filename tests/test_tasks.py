@@ -4,33 +4,28 @@ import pytest
 import torch
 
 from src.data.datamodule import TRAIN_STREAM, TaskDataModule, TaskStream, task_batch
-from src.data.tasks import AssociativeRecall, Copy, PairSum, Reverse, Sort
+from src.data.tasks import AssociativeRecall, Copy, PairDiff, Reverse, Sort
 
 TASKS = [
     Copy(length=5, num_symbols=7),
     Reverse(length=5, num_symbols=7),
     Sort(length=6, num_symbols=4),
     AssociativeRecall(num_pairs=4, num_queries=5, num_keys=6, num_values=3),
-    PairSum(num_pairs=4, num_queries=3, num_keys=5, num_values=6),
+    PairDiff(length=5, num_symbols=6),
 ]
 
 
 def oracle(task, sequence: list[int]) -> list[int]:
     """The answers, computed per example in plain Python from the prompt alone."""
-    if isinstance(task, (Copy, Reverse, Sort)):
-        x = sequence[: task.length]
-        return {Copy: x, Reverse: x[::-1], Sort: sorted(x)}[type(task)]
-    pairs = sequence[: 2 * task.num_pairs]
-    table = dict(zip(pairs[0::2], pairs[1::2]))
-    assert len(table) == task.num_pairs  # keys are distinct
-    queries = sequence[2 * task.num_pairs + 1 :]
     if isinstance(task, AssociativeRecall):
-        return [table[q] for q in queries[0::2]]
-    off = task.value_offset
-    return [
-        (table[a] - off + table[b] - off) % task.num_values + off
-        for a, b in zip(queries[0::3], queries[1::3])
-    ]
+        pairs = sequence[: 2 * task.num_pairs]
+        table = dict(zip(pairs[0::2], pairs[1::2]))
+        assert len(table) == task.num_pairs  # keys are distinct
+        return [table[q] for q in sequence[2 * task.num_pairs + 1 :: 2]]
+    x, n = sequence[: task.length], task.length
+    if isinstance(task, PairDiff):
+        return [(x[i] - x[n - 1 - i]) % task.num_symbols for i in range(n)]
+    return {Copy: x, Reverse: x[::-1], Sort: sorted(x)}[type(task)]
 
 
 @pytest.mark.parametrize("task", TASKS, ids=lambda t: t.name)
@@ -80,7 +75,7 @@ def test_validation_set_is_fixed_and_independent_of_the_training_seed():
             lambda: AssociativeRecall(num_pairs=9, num_keys=8),
             "task.num_pairs=9.*at most task.num_keys=8",
         ),
-        (lambda: PairSum(num_pairs=1), "task.num_pairs=1.*at least 2"),
+        (lambda: PairDiff(num_symbols=-1), "task.num_symbols=-1"),
         (lambda: TaskDataModule(TASKS[0], batch_size=0), "data.batch_size=0"),
     ],
 )

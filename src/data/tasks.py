@@ -182,40 +182,17 @@ class AssociativeRecall(_KeyValueTask):
         return _next_token_batch(sequence, first_answer=2 * self.num_pairs + 2, every=2)
 
 
-class PairSum(_KeyValueTask):
-    """Each query names two keys a, b; the answer is (value(a) + value(b)) mod num_values.
+class PairDiff(_SequenceTransform):
+    """x_1..x_n | y_1..y_n with y_i = (x_i - x_{n+1-i}) mod num_symbols.
 
-    The answer needs two table positions at once: one head can fetch one value cleanly,
-    so this is the task where more heads should help.
+    Each answer needs two input positions at once, and their order matters, so one head
+    that averages over both cannot tell them apart: the task where more heads should help.
     """
 
-    name = "pair_sum"
+    name = "pair_diff"
 
-    def __init__(
-        self, num_pairs: int = 6, num_queries: int = 6, num_keys: int = 12, num_values: int = 8
-    ) -> None:
-        super().__init__(num_pairs, num_keys, num_values)
-        _positive("num_queries", num_queries)
-        _require(
-            num_pairs >= 2,
-            f"task.num_pairs={num_pairs} is not allowed: a query names two distinct keys, so "
-            "it must be at least 2.",
-        )
-        self.num_queries = num_queries
-        self.seq_len = 2 * num_pairs + 3 * num_queries
-
-    def sample(self, batch_size: int, generator: torch.Generator) -> Batch:
-        keys, values = self._table(batch_size, generator)  # (B, P)
-        # two distinct table rows per query
-        order = torch.rand(batch_size, self.num_queries, self.num_pairs, generator=generator)
-        first, second = order.argsort(dim=2)[..., :2].unbind(dim=2)  # (B, Q) each
-        a, b = keys.gather(1, first), keys.gather(1, second)
-        answers = (values.gather(1, first) + values.gather(1, second)) % self.num_values
-        table = self._interleave(keys, values + self.value_offset)  # (B, 2P)
-        queries = self._interleave(a, b, answers + self.value_offset)  # (B, 3Q)
-        sep = torch.full((batch_size, 1), self.sep)
-        sequence = torch.cat([table, sep, queries], dim=1)  # (B, 2P+1+3Q)
-        return _next_token_batch(sequence, first_answer=2 * self.num_pairs + 3, every=3)
+    def transform(self, x: Tensor) -> Tensor:
+        return (x - x.flip(1)) % self.num_symbols
 
 
 def _glyph(token: int) -> str:

@@ -31,6 +31,7 @@ class TransformerLM(nn.Module):
         positional: str = "learned",
         mlp_ratio: int = 4,
         bias: bool = False,
+        qk_init_std: float | None = None,
     ) -> None:
         super().__init__()
         for name, value in [
@@ -41,6 +42,13 @@ class TransformerLM(nn.Module):
             ("mlp_ratio", mlp_ratio),
         ]:
             _check_positive_int(name, value)
+        if qk_init_std is not None and not (
+            isinstance(qk_init_std, (int, float)) and qk_init_std > 0
+        ):
+            raise ValueError(
+                f"qk_init_std={qk_init_std!r} is not allowed: use null (GPT-2's 0.02) or a "
+                "positive number (1/sqrt(d_model) gives unit-variance q and k)."
+            )
         self.max_seq_len = max_seq_len
         self.token_embedding = nn.Embedding(vocab_size, d_model)
         self.position = make_positional(positional, max_seq_len, d_model)
@@ -53,10 +61,15 @@ class TransformerLM(nn.Module):
 
         # Init as GPT-2: N(0, 0.02) everywhere, and the projections that write into the
         # residual stream scaled by 1/sqrt(2 * layers) so its variance does not grow with depth.
+        # `qk_init_std` overrides W_q and W_k: 1/sqrt(d_model) gives q and k unit-variance
+        # components, the regime in which the 1/sqrt(d_k) scale is derived (q.k has variance
+        # d_k); GPT-2's 0.02 starts far below it, with near-uniform attention either way.
         self.apply(self._init_weights)
         for name, param in self.named_parameters():
             if name.endswith(("attn.out.weight", "mlp.proj.weight")):
                 nn.init.normal_(param, mean=0.0, std=0.02 / math.sqrt(2 * layers))
+            if qk_init_std is not None and name.endswith(("attn.query.weight", "attn.key.weight")):
+                nn.init.normal_(param, mean=0.0, std=qk_init_std)
 
     @staticmethod
     def _init_weights(module: nn.Module) -> None:

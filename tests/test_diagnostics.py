@@ -1,0 +1,128 @@
+"""Attention diagnostics on hand-made maps, and gradient norms against the parameters."""
+
+import copy
+
+import lightning as L
+import pytest
+import torch
+from lightning.pytorch.loggers import Logger
+
+from src.callbacks import AttentionDiagnostics
+from src.data.datamodule import TRAIN_STREAM, TaskDataModule, task_batch
+from src.data.tasks import Sort
+from src.diagnostics import attention_scalars, attention_stats
+from src.lit_module import AttentionLM
+from src.modules import AttentionMaps, TransformerLM, masked_cross_entropy
+
+
+def _maps_from(weights: torch.Tensor) -> AttentionMaps:
+    return AttentionMaps(weights, weights.log())
+
+
+def test_uniform_causal_map_has_entropy_one_using_i_plus_one_keys():
+    T = 6
+    rows = [
+        torch.cat([torch.full((i + 1,), 1 / (i + 1)), torch.zeros(T - i - 1)]) for i in range(T)
+    ]
+    weights = torch.stack(rows).expand(2, 3, T, T)  # (B, nh, T, T)
+    stats = attention_stats(weights, weights.log(), causal=True)
+    torch.testing.assert_close(stats["entropy"], torch.ones(3))
+    # Row i has 1/(i+1) as its largest weight; rows 1..T-1 are averaged (row 0 has no choice).
+    expected_max = sum(1 / (i + 1) for i in range(1, T)) / (T - 1)
+    torch.testing.assert_close(stats["max_prob"], torch.full((3,), expected_max))
+    torch.testing.assert_close(stats["saturated_frac"], torch.zeros(3))
+
+
+def test_uniform_full_map_has_entropy_one_using_all_keys():
+    weights = torch.full((1, 2, 5, 5), 0.2)
+    stats = attention_stats(weights, torch.zeros(1, 2, 5, 5), causal=False)
+    torch.testing.assert_close(stats["entropy"], torch.ones(2))
+    # the causal normalisation would be wrong here: log(i+1) would give values above 1
+    assert stats["max_prob"].tolist() == pytest.approx([0.2, 0.2])
+
+
+@pytest.mark.parametrize("causal", [True, False])
+def test_one_hot_map_has_entropy_zero_and_saturation_one(causal):
+    T = 5
+    weights = torch.zeros(2, 2, T, T)
+    weights[..., 0] = 1.0  # every row attends only to the first key (visible in both cases)
+    stats = attention_stats(weights, torch.zeros_like(weights), causal)
+    torch.testing.assert_close(stats["entropy"], torch.zeros(2))
+    torch.testing.assert_close(stats["max_prob"], torch.ones(2))
+    torch.testing.assert_close(stats["saturated_frac"], torch.ones(2))
+
+
+def test_logit_statistics_ignore_masked_entries():
+    logits = torch.tensor([[0.0, -1e9], [3.0, -3.0]]).expand(1, 1, 2, 2).clone()
+    logits[..., 0, 1] = float("-inf")  # masked
+    stats = attention_stats(logits.softmax(-1), logits, causal=True)
+    visible = torch.tensor([0.0, 3.0, -3.0])
+    torch.testing.assert_close(stats["logit_std"], visible.std().reshape(1))
+    torch.testing.assert_close(stats["logit_absmax"], torch.tensor([3.0]))
+
+
+def test_scalars_name_every_layer_and_head_and_summarise():
+    uniform = torch.full((1, 2, 4, 4), 0.25)
+    one_hot = torch.zeros(1, 2, 4, 4)
+    one_hot[..., 0] = 1
+    scalars = attention_scalars([_maps_from(uniform), _maps_from(one_hot)], causal=False)
+    assert scalars["attn/layer0/head1/entropy"] == pytest.approx(1.0)
+    assert scalars["attn/layer1/head0/entropy"] == pytest.approx(0.0)
+    assert scalars["attn/entropy"] == pytest.approx(0.5)
+    assert len([k for k in scalars if k.startswith("attn/layer")]) == 2 * 2 * 5
+
+
+class _Recorder(Logger):
+    """Keeps every logged scalar: {step: {name: value}}."""
+
+    def __init__(self):
+        super().__init__()
+        self.logged: dict[int, dict[str, float]] = {}
+
+    name, version = "recorder", 0
+
+    def log_metrics(self, metrics, step=None):
+        self.logged.setdefault(step, {}).update(metrics)
+
+    def log_hyperparams(self, params, *args, **kwargs):
+        pass
+
+
+def test_logged_query_key_gradient_norms_equal_the_parameters_own():
+    task = Sort(length=4, num_symbols=5)
+    torch.manual_seed(0)
+    net = TransformerLM(task.vocab_size, task.seq_len, d_model=16, layers=2, heads=2, scale=False)
+    reference = copy.deepcopy(net)
+    datamodule = TaskDataModule(task, batch_size=8, val_size=16, seed=0)
+
+    # By hand: one backward pass on the first training batch.
+    batch = task_batch(task, 8, seed=0, stream=TRAIN_STREAM, step=0)
+    logits, _ = reference(batch.inputs)
+    masked_cross_entropy(logits, batch.targets, batch.loss_mask).backward()
+    expected = {
+        f"grad/layer{i}/{p}": getattr(reference.blocks[i].attn, p).weight.grad.norm().item()
+        for i in range(2)
+        for p in ("query", "key")
+    }
+    all_grads = torch.cat([p.grad.flatten() for p in reference.parameters() if p.grad is not None])
+    expected["grad/total"] = all_grads.norm().item()
+
+    recorder = _Recorder()
+    trainer = L.Trainer(
+        max_steps=1,
+        logger=recorder,
+        accelerator="cpu",
+        enable_progress_bar=False,
+        enable_checkpointing=False,
+        enable_model_summary=False,
+        callbacks=[AttentionDiagnostics(grad_every_n_steps=1)],
+        val_check_interval=1,
+        check_val_every_n_epoch=None,
+        num_sanity_val_steps=0,
+    )
+    trainer.fit(AttentionLM(net, warmup_steps=1), datamodule=datamodule)
+    logged = {k: v for k, v in recorder.logged[0].items() if k.startswith("grad/")}
+    assert logged.keys() == expected.keys()
+    for name, value in expected.items():
+        assert logged[name] == pytest.approx(value, rel=1e-5), name
+    assert "attn/layer1/head1/entropy" in recorder.logged[0]  # maps at the start, too

@@ -1,0 +1,116 @@
+"""A real multirun, then compare.py on it; and compare.py's refusals."""
+
+import json
+import shutil
+import subprocess
+
+import matplotlib.image
+import pytest
+
+from src.compare import CompareError, compare, load_runs
+from tests.conftest import PYTHON, ROOT, TINY, TRAIN_SCRIPT
+
+COMPARE_SCRIPT = ROOT / "scripts" / "compare.py"
+
+
+@pytest.fixture(scope="module")
+def sweep_dir(tmp_path_factory):
+    """2 x 2 configurations, one seed each, a few steps: one Hydra multirun."""
+    out = tmp_path_factory.mktemp("sweep") / "multirun"
+    proc = subprocess.run(
+        [
+            PYTHON,
+            str(TRAIN_SCRIPT),
+            "-m",
+            "heads=1,2",
+            "scale=true,false",
+            "model.net.d_model=16",
+            *TINY,
+            f"hydra.sweep.dir={out}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return out
+
+
+@pytest.mark.slow
+def test_multirun_folders_name_their_overrides(sweep_dir):
+    names = sorted(p.name for p in sweep_dir.iterdir() if p.is_dir())
+    assert len(names) == 4
+    assert names[0].startswith("0_") and "heads=1" in names[0] and "scale=True" in names[0]
+    for name in names:
+        assert json.loads((sweep_dir / name / "metrics.json").read_text())["status"] == "finished"
+
+
+@pytest.mark.slow
+def test_compare_writes_a_figure_and_one_row_per_configuration(sweep_dir):
+    proc = subprocess.run(
+        [PYTHON, str(COMPARE_SCRIPT), str(sweep_dir)], capture_output=True, text=True, timeout=300
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    image = matplotlib.image.imread(sweep_dir / "loss_curves.png")
+    assert image.ndim == 3 and image.shape[0] > 300 and image.shape[1] > 600
+    summary = (sweep_dir / "summary.md").read_text()
+    rows = [line.split("|")[1:-1] for line in summary.splitlines() if line.startswith("| heads=")]
+    # labelled by what varies across the sweep only; the shared overrides are left out
+    assert sorted(r[0].strip() for r in rows) == [
+        "heads=1,scale=False",
+        "heads=1,scale=True",
+        "heads=2,scale=False",
+        "heads=2,scale=True",
+    ]
+    assert all(r[-1].strip() == "1/1" for r in rows)  # seeds finished/all
+    assert "heads=1" in proc.stdout  # the table is printed too
+
+
+@pytest.mark.slow
+def test_compare_reports_an_unfinished_run_instead_of_crashing(sweep_dir, tmp_path):
+    partial = tmp_path / "partial"
+    shutil.copytree(sweep_dir, partial)
+    victim = next(p for p in sorted(partial.iterdir()) if p.is_dir())
+    (victim / "metrics.json").unlink()  # as if the job had been killed
+    compare(partial)
+    (victim_run,) = [r for r in load_runs(partial) if r.path == victim]
+    assert victim_run.status == "unfinished"
+    (row,) = [
+        line
+        for line in (partial / "summary.md").read_text().splitlines()
+        if line.startswith(f"| {victim_run.label} |")
+    ]
+    assert row.split("|")[-2].strip() == "0/1 (unfinished: 1)"
+
+
+def test_compare_refuses_a_folder_without_runs(tmp_path):
+    with pytest.raises(CompareError, match="no runs found"):
+        load_runs(tmp_path)
+    proc = subprocess.run(
+        [PYTHON, str(COMPARE_SCRIPT), str(tmp_path)], capture_output=True, text=True, timeout=120
+    )
+    assert proc.returncode != 0 and "no runs found" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_compare_refuses_mixed_tasks(tmp_path):
+    for i, task in enumerate(["src.data.tasks.Sort", "src.data.tasks.Copy"]):
+        hydra_dir = tmp_path / f"{i}_run" / ".hydra"
+        hydra_dir.mkdir(parents=True)
+        (hydra_dir / "overrides.yaml").write_text(f"- seed={i}\n")
+        (hydra_dir / "config.yaml").write_text(f"task:\n  _target_: {task}\n")
+    with pytest.raises(CompareError, match=r"mix tasks \(Copy: 1 runs, Sort: 1 runs\)"):
+        load_runs(tmp_path)
+
+
+def test_unknown_experiment_lists_the_available_ones(tmp_path):
+    proc = subprocess.run(
+        [PYTHON, str(TRAIN_SCRIPT), "experiment=nope"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode != 0
+    assert "Could not find 'experiment/nope'" in proc.stderr
+    assert "scale_vs_heads" in proc.stderr
