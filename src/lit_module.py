@@ -58,12 +58,19 @@ class AttentionLM(L.LightningModule):
 
     def training_step(self, batch: Batch, batch_idx: int) -> Tensor:
         loss, preds, targets = self._shared_step(batch)
-        self.train_acc(preds, targets)
-        self.train_exact(preds, targets)
-        self.log("train/loss", loss, prog_bar=True)
-        self.log("train/acc", self.train_acc)
-        self.log("train/exact_match", self.train_exact)
-        self.log("train/lr", self.optimizers().param_groups[0]["lr"])
+        # The logger writes every `log_every_n_steps`, and each `self.log` call costs about as
+        # much as a tenth of a training step here, so log (and compute the batch's accuracy
+        # and exact match) only on the steps that are written.
+        step = self.global_step + 1  # counting this one
+        if step % self.trainer.log_every_n_steps == 0 or step >= self.trainer.max_steps:
+            self.log("train/loss", loss, prog_bar=True)
+            self.log_dict(
+                {
+                    "train/acc": self.train_acc(preds, targets),
+                    "train/exact_match": self.train_exact(preds, targets),
+                    "train/lr": self.optimizers().param_groups[0]["lr"],
+                }
+            )
         return loss
 
     def on_train_batch_end(self, outputs: Tensor, batch: Batch, batch_idx: int) -> None:
@@ -83,21 +90,36 @@ class AttentionLM(L.LightningModule):
         self.log("val/exact_match", self.val_exact, prog_bar=True, batch_size=size)
 
     def configure_optimizers(self) -> dict:
-        hp = self.hparams
-        # Decay matrices only; norms' gains and biases are left alone (as in nanoGPT).
-        params = [p for p in self.parameters() if p.requires_grad]
-        groups = [
-            {"params": [p for p in params if p.dim() >= 2], "weight_decay": hp.weight_decay},
-            {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0},
-        ]
-        optimizer = torch.optim.AdamW(groups, lr=hp.lr, betas=tuple(hp.betas))
-        total = self.trainer.max_steps
-
-        def schedule(step: int) -> float:
-            return warmup_cosine(step, hp.warmup_steps, total, hp.min_lr_ratio)
-
-        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
+        optimizer, scheduler = adamw_with_schedule(self.net, self.trainer.max_steps, **self.hparams)
         return {
             "optimizer": optimizer,
             "lr_scheduler": {"scheduler": scheduler, "interval": "step"},
         }
+
+
+def adamw_with_schedule(
+    net: nn.Module,
+    total_steps: int,
+    lr: float,
+    weight_decay: float,
+    betas: tuple[float, float],
+    warmup_steps: int,
+    min_lr_ratio: float,
+) -> tuple[torch.optim.AdamW, torch.optim.lr_scheduler.LambdaLR]:
+    """AdamW with warm-up + cosine; matrices decay, gains and biases do not.
+
+    PyTorch's default (per-tensor) AdamW kernel: `fused=True` is ~12% faster per step on
+    CPU but rounds differently (1e-7 after a few steps), which would change the committed
+    results in the README.
+    """
+    params = [p for p in net.parameters() if p.requires_grad]
+    groups = [
+        {"params": [p for p in params if p.dim() >= 2], "weight_decay": weight_decay},
+        {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0},
+    ]
+    optimizer = torch.optim.AdamW(groups, lr=lr, betas=tuple(betas))
+
+    def schedule(step: int) -> float:
+        return warmup_cosine(step, warmup_steps, total_steps, min_lr_ratio)
+
+    return optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)

@@ -77,6 +77,10 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     parts = build(cfg)
     trainer, model, datamodule = parts["trainer"], parts["model"], parts["datamodule"]
 
+    if cfg.get("compile"):
+        import torch
+
+        model = torch.compile(model)  # Lightning unwraps it again for checkpoints
     trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
 
     final = {

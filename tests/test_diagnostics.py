@@ -3,6 +3,7 @@
 import copy
 
 import lightning as L
+import numpy as np
 import pytest
 import torch
 from lightning.pytorch.loggers import Logger
@@ -126,3 +127,15 @@ def test_logged_query_key_gradient_norms_equal_the_parameters_own():
     for name, value in expected.items():
         assert logged[name] == pytest.approx(value, rel=1e-5), name
     assert "attn/layer1/head1/entropy" in recorder.logged[0]  # maps at the start, too
+
+
+def test_heatmap_image_puts_heads_side_by_side_at_a_readable_size():
+    from src.callbacks import heatmap_image
+
+    weights = torch.zeros(3, 16, 16)
+    weights[:, :, 0] = 1.0  # everything on the first key
+    image = heatmap_image(weights)
+    assert image.dtype == np.uint8 and image.shape == (256, 3 * 256 + 2 * 6, 3)
+    hot, cold = image[100, 5], image[100, 100]  # first-key column vs elsewhere, head 0
+    assert hot.tolist() != cold.tolist()
+    assert image[0, 256:262].tolist() == [[255, 255, 255]] * 6  # the gap between heads

@@ -1,0 +1,41 @@
+"""The accelerator switches work (speed itself is scripts/bench.py's job, never a test's)."""
+
+import json
+import subprocess
+
+import pytest
+import torch
+
+from src.lit_module import adamw_with_schedule
+from src.modules import TransformerLM
+from src.train import train
+from tests.conftest import PYTHON, TINY, TRAIN_SCRIPT
+
+
+def test_bf16_mixed_precision_trains(compose_cfg, tmp_path):
+    result = train(compose_cfg("trainer.precision=bf16-mixed", *TINY))
+    assert result["status"] == "finished" and result["step"] == 6
+    assert all(torch.isfinite(torch.tensor(v)) for v in result["metrics"].values())
+
+
+@pytest.mark.slow
+def test_compile_true_trains_and_saves_a_plain_checkpoint(tmp_path):
+    proc = subprocess.run(
+        [PYTHON, str(TRAIN_SCRIPT), "compile=true", *TINY, f"hydra.run.dir={tmp_path}"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert json.loads((tmp_path / "metrics.json").read_text())["step"] == 6
+    state = torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=True)["state_dict"]
+    assert all("_orig_mod" not in key for key in state)  # loads into an uncompiled model
+
+
+def test_the_bench_loop_uses_the_trainers_optimizer_and_schedule():
+    net = TransformerLM(vocab_size=5, max_seq_len=4, d_model=8, heads=2)
+    optimizer, scheduler = adamw_with_schedule(
+        net, 100, lr=1e-3, weight_decay=0.1, betas=(0.9, 0.98), warmup_steps=10, min_lr_ratio=0.1
+    )
+    assert [g["weight_decay"] for g in optimizer.param_groups] == [0.1, 0.0]
+    assert optimizer.param_groups[0]["lr"] == pytest.approx(1e-4)  # warm-up step 1 of 10
