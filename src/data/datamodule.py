@@ -63,7 +63,11 @@ class TaskDataModule(L.LightningDataModule):
             ]
 
     def train_dataloader(self) -> DataLoader:
-        return DataLoader(TaskStream(self.task, self.batch_size, self.seed), batch_size=None)
+        # On `fit(ckpt_path=...)` Lightning restores the step before asking for the data, so a
+        # resumed run continues the stream where it stopped instead of replaying batch 0.
+        start = self.trainer.global_step if self.trainer is not None else 0
+        stream = TaskStream(self.task, self.batch_size, self.seed, start_step=start)
+        return DataLoader(stream, batch_size=None)
 
     def val_dataloader(self) -> DataLoader:
         return DataLoader(self.val_batches, batch_size=None)
