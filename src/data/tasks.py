@@ -119,44 +119,9 @@ class Sort(_SequenceTransform):
         return x.sort(dim=1).values
 
 
-class _KeyValueTask(Task):
-    """A table k_1 v_1 .. k_P v_P of distinct keys (symbols) and values, then queries."""
-
-    def __init__(self, num_pairs: int, num_keys: int, num_values: int) -> None:
-        _positive("num_pairs", num_pairs)
-        _positive("num_keys", num_keys)
-        _positive("num_values", num_values)
-        _require(
-            num_pairs <= num_keys,
-            f"task.num_pairs={num_pairs} is not allowed: keys are distinct, so it must be "
-            f"at most task.num_keys={num_keys}.",
-        )
-        self.num_pairs, self.num_keys, self.num_values = num_pairs, num_keys, num_values
-        self.value_offset = num_keys  # values are tokens num_keys .. num_keys+num_values-1
-        self.sep = num_keys + num_values
-        self.vocab_size = num_keys + num_values + 1
-
-    def _table(self, batch_size: int, generator: torch.Generator) -> tuple[Tensor, Tensor]:
-        """Distinct keys per row (B, P) and their values (B, P), values as 0..num_values-1."""
-        keys = torch.rand(batch_size, self.num_keys, generator=generator).argsort(dim=1)
-        keys = keys[:, : self.num_pairs]
-        values = torch.randint(self.num_values, (batch_size, self.num_pairs), generator=generator)
-        return keys, values
-
-    def _interleave(self, *columns: Tensor) -> Tensor:
-        """(B, P) tensors a, b, ... -> (B, P*len) rows a_1 b_1 a_2 b_2 ..."""
-        return torch.stack(columns, dim=2).flatten(1)
-
-    def render(self, token: int) -> str:
-        if token == self.sep:
-            return "|"
-        if token >= self.value_offset:
-            return str(token - self.value_offset)
-        return _glyph(token)
-
-
-class AssociativeRecall(_KeyValueTask):
-    """Multi-query associative recall: after the table, each query key is followed by its value.
+class AssociativeRecall(Task):
+    """Multi-query associative recall: a table k_1 v_1 .. k_P v_P of distinct keys and their
+    values, then queries, each key followed by its value.
 
     Needs an induction-style circuit: find the earlier copy of the key, read the token after it.
     """
@@ -166,27 +131,51 @@ class AssociativeRecall(_KeyValueTask):
     def __init__(
         self, num_pairs: int = 8, num_queries: int = 8, num_keys: int = 16, num_values: int = 16
     ) -> None:
-        super().__init__(num_pairs, num_keys, num_values)
-        _positive("num_queries", num_queries)
-        self.num_queries = num_queries
+        for key, value in [
+            ("num_pairs", num_pairs),
+            ("num_queries", num_queries),
+            ("num_keys", num_keys),
+            ("num_values", num_values),
+        ]:
+            _positive(key, value)
+        _require(
+            num_pairs <= num_keys,
+            f"task.num_pairs={num_pairs} is not allowed: keys are distinct, so it must be "
+            f"at most task.num_keys={num_keys}.",
+        )
+        self.num_pairs, self.num_queries = num_pairs, num_queries
+        self.num_keys, self.num_values = num_keys, num_values
+        self.value_offset = num_keys  # values are tokens num_keys .. num_keys+num_values-1
+        self.sep = num_keys + num_values
+        self.vocab_size = num_keys + num_values + 1
         self.seq_len = 2 * num_pairs + 2 * num_queries
 
     def sample(self, batch_size: int, generator: torch.Generator) -> Batch:
-        keys, values = self._table(batch_size, generator)  # (B, P)
-        which = torch.randint(self.num_pairs, (batch_size, self.num_queries), generator=generator)
+        B, P, Q = batch_size, self.num_pairs, self.num_queries
+        keys = torch.rand(B, self.num_keys, generator=generator).argsort(dim=1)[:, :P]  # distinct
+        values = torch.randint(self.num_values, (B, P), generator=generator)  # (B, P)
+        which = torch.randint(P, (B, Q), generator=generator)
         query_keys, answers = keys.gather(1, which), values.gather(1, which)  # (B, Q)
-        table = self._interleave(keys, values + self.value_offset)  # (B, 2P)
-        queries = self._interleave(query_keys, answers + self.value_offset)  # (B, 2Q)
-        sep = torch.full((batch_size, 1), self.sep)
+        table = torch.stack([keys, values + self.value_offset], dim=2).flatten(1)  # (B, 2P)
+        queries = torch.stack([query_keys, answers + self.value_offset], dim=2).flatten(1)
+        sep = torch.full((B, 1), self.sep)
         sequence = torch.cat([table, sep, queries], dim=1)  # (B, 2P+1+2Q)
-        return _next_token_batch(sequence, first_answer=2 * self.num_pairs + 2, every=2)
+        return _next_token_batch(sequence, first_answer=2 * P + 2, every=2)
+
+    def render(self, token: int) -> str:
+        if token == self.sep:
+            return "|"
+        if token >= self.value_offset:
+            return str(token - self.value_offset)
+        return _glyph(token)
 
 
 class PairDiff(_SequenceTransform):
     """x_1..x_n | y_1..y_n with y_i = (x_i - x_{n+1-i}) mod num_symbols.
 
-    Each answer needs two input positions at once, and their order matters, so one head
-    that averages over both cannot tell them apart: the task where more heads should help.
+    Each answer needs two input positions at once, in order: built to test whether more heads
+    help. At 1 layer they did not, beyond the seed spread: one head learns to split its
+    attention unevenly over both positions (README, Results).
     """
 
     name = "pair_diff"
