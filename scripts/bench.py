@@ -323,8 +323,8 @@ def main() -> None:
             plain_t.append(plain_seconds_per_step(base, steps, warmup)[0])
             lightning_t.append(lightning_seconds_per_step(base, steps, warmup, False))
         with tempfile.TemporaryDirectory() as out:
-            cfg, _ = build_parts(base, out)
-        tokens = cfg.data.batch_size * _seq_len(base)
+            cfg, parts = build_parts(base, out)
+        tokens = cfg.data.batch_size * parts["task"].seq_len
         p, lt = statistics.median(plain_t), statistics.median(lightning_t)
         step_time[shape] = p
         rows.append(
@@ -376,11 +376,6 @@ def main() -> None:
         print(f"| {row['what']} | {row['value']:.3g} | {row['goal']} | {row['detail']} |")
     if args.json:
         args.json.write_text(json.dumps({"machine": machine, "rows": rows}, indent=2) + "\n")
-
-
-def _seq_len(overrides):
-    with tempfile.TemporaryDirectory() as out:
-        return build_parts(overrides, out)[1]["task"].seq_len
 
 
 if __name__ == "__main__":

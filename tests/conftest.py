@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -23,6 +24,13 @@ TINY = [
     "trainer.enable_progress_bar=false",
     "trainer.enable_model_summary=false",
 ]
+
+
+def run_script(script: Path, *args: str, cwd: Path | None = None, timeout: int = 300):
+    """Run one of scripts/ as a user would, in a fresh interpreter; output captured as text."""
+    return subprocess.run(
+        [PYTHON, str(script), *args], cwd=cwd, capture_output=True, text=True, timeout=timeout
+    )
 
 
 def group_options(group: str) -> list[str]:

@@ -1,7 +1,6 @@
 """The accelerator switches work (speed itself is scripts/bench.py's job, never a test's)."""
 
 import json
-import subprocess
 
 import pytest
 import torch
@@ -9,7 +8,7 @@ import torch
 from src.lit_module import adamw_with_schedule
 from src.modules import TransformerLM
 from src.train import train
-from tests.conftest import PYTHON, TINY, TRAIN_SCRIPT
+from tests.conftest import TINY, TRAIN_SCRIPT, run_script
 
 
 def test_bf16_mixed_precision_trains(compose_cfg, tmp_path):
@@ -20,12 +19,7 @@ def test_bf16_mixed_precision_trains(compose_cfg, tmp_path):
 
 @pytest.mark.slow
 def test_compile_true_trains_and_saves_a_plain_checkpoint(tmp_path):
-    proc = subprocess.run(
-        [PYTHON, str(TRAIN_SCRIPT), "compile=true", *TINY, f"hydra.run.dir={tmp_path}"],
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    proc = run_script(TRAIN_SCRIPT, "compile=true", *TINY, f"hydra.run.dir={tmp_path}", timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert json.loads((tmp_path / "metrics.json").read_text())["step"] == 6
     state = torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=True)["state_dict"]

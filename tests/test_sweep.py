@@ -2,13 +2,12 @@
 
 import json
 import shutil
-import subprocess
 
 import matplotlib.image
 import pytest
 
 from src.compare import CompareError, compare, load_runs
-from tests.conftest import PYTHON, ROOT, TINY, TRAIN_SCRIPT
+from tests.conftest import ROOT, TINY, TRAIN_SCRIPT, run_script
 
 COMPARE_SCRIPT = ROOT / "scripts" / "compare.py"
 
@@ -17,19 +16,14 @@ COMPARE_SCRIPT = ROOT / "scripts" / "compare.py"
 def sweep_dir(tmp_path_factory):
     """2 x 2 configurations, one seed each, a few steps: one Hydra multirun."""
     out = tmp_path_factory.mktemp("sweep") / "multirun"
-    proc = subprocess.run(
-        [
-            PYTHON,
-            str(TRAIN_SCRIPT),
-            "-m",
-            "heads=1,2",
-            "scale=true,false",
-            "model.net.d_model=16",
-            *TINY,
-            f"hydra.sweep.dir={out}",
-        ],
-        capture_output=True,
-        text=True,
+    proc = run_script(
+        TRAIN_SCRIPT,
+        "-m",
+        "heads=1,2",
+        "scale=true,false",
+        "model.net.d_model=16",
+        *TINY,
+        f"hydra.sweep.dir={out}",
         timeout=600,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -47,9 +41,7 @@ def test_multirun_folders_name_their_overrides(sweep_dir):
 
 @pytest.mark.slow
 def test_compare_writes_a_figure_and_one_row_per_configuration(sweep_dir):
-    proc = subprocess.run(
-        [PYTHON, str(COMPARE_SCRIPT), str(sweep_dir)], capture_output=True, text=True, timeout=300
-    )
+    proc = run_script(COMPARE_SCRIPT, str(sweep_dir), timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     image = matplotlib.image.imread(sweep_dir / "loss_curves.png")
     assert image.ndim == 3 and image.shape[0] > 300 and image.shape[1] > 600
@@ -86,9 +78,7 @@ def test_compare_reports_an_unfinished_run_instead_of_crashing(sweep_dir, tmp_pa
 def test_compare_refuses_a_folder_without_runs(tmp_path):
     with pytest.raises(CompareError, match="no runs found"):
         load_runs(tmp_path)
-    proc = subprocess.run(
-        [PYTHON, str(COMPARE_SCRIPT), str(tmp_path)], capture_output=True, text=True, timeout=120
-    )
+    proc = run_script(COMPARE_SCRIPT, str(tmp_path), timeout=120)
     assert proc.returncode != 0 and "no runs found" in proc.stderr
     assert "Traceback" not in proc.stderr
 
@@ -104,13 +94,7 @@ def test_compare_refuses_mixed_tasks(tmp_path):
 
 
 def test_unknown_experiment_lists_the_available_ones(tmp_path):
-    proc = subprocess.run(
-        [PYTHON, str(TRAIN_SCRIPT), "experiment=nope"],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    proc = run_script(TRAIN_SCRIPT, "experiment=nope", cwd=tmp_path, timeout=120)
     assert proc.returncode != 0
     assert "Could not find 'experiment/nope'" in proc.stderr
     assert "scale_vs_heads" in proc.stderr

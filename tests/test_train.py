@@ -2,7 +2,6 @@
 
 import json
 import runpy
-import subprocess
 import sys
 from pathlib import Path
 
@@ -11,7 +10,7 @@ import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from src.train import train
-from tests.conftest import PYTHON, TINY, TRAIN_SCRIPT
+from tests.conftest import TINY, TRAIN_SCRIPT, run_script
 
 SCALARS = [
     "train/loss",
@@ -64,13 +63,7 @@ def test_hparams_tab_has_the_knobs_and_final_metrics(compose_cfg, tmp_path):
 @pytest.mark.slow
 def test_exact_user_command_trains_and_logs(tmp_path):
     """`python scripts/train.py heads=2 scale=false`, run from a fresh folder."""
-    proc = subprocess.run(
-        [PYTHON, str(TRAIN_SCRIPT), "heads=2", "scale=false", *TINY],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    proc = run_script(TRAIN_SCRIPT, "heads=2", "scale=false", *TINY, cwd=tmp_path, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     (run_dir,) = (tmp_path / "logs" / "runs").iterdir()
     written = {p for p in tmp_path.rglob("*") if p.is_file()}
@@ -85,9 +78,7 @@ def test_exact_user_command_trains_and_logs(tmp_path):
 
 
 def test_help_explains_the_knobs_and_groups():
-    proc = subprocess.run(
-        [PYTHON, str(TRAIN_SCRIPT), "--help"], capture_output=True, text=True, timeout=120
-    )
+    proc = run_script(TRAIN_SCRIPT, "--help", timeout=120)
     assert proc.returncode == 0
     for words in [
         "heads=4",
@@ -140,12 +131,6 @@ def test_bad_input_exits_non_zero_with_a_clear_message(
 
 @pytest.mark.slow
 def test_bad_input_in_a_real_process(tmp_path):
-    proc = subprocess.run(
-        [PYTHON, str(TRAIN_SCRIPT), "heads=3"],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    proc = run_script(TRAIN_SCRIPT, "heads=3", cwd=tmp_path, timeout=120)
     _assert_refused_before_training(proc.returncode, proc.stderr, BAD_INPUTS[0][1], tmp_path)
     assert proc.returncode == 2
