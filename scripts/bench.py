@@ -75,22 +75,17 @@ class StepTimer:
         self.callback = _Callback()
 
 
-def lightning_seconds_per_step(overrides, steps, warmup, diagnostics: bool) -> float:
-    """Steady-state seconds per step of the real Trainer, as a default run configures it."""
+def lightning_seconds_per_step(overrides, steps, warmup, callback: str | None) -> float:
+    """Steady-state seconds per step of the real Trainer, as a default run configures it,
+    with one of the default config's callbacks (by class name) or none."""
     import lightning as L
 
     with tempfile.TemporaryDirectory() as out:
         cfg, parts = build_parts(overrides + [f"trainer.max_steps={steps + warmup}"], out)
         timer = StepTimer()
         callbacks = [timer.callback]
-        if diagnostics:
-            callbacks.append(
-                next(
-                    c
-                    for c in parts["trainer"].callbacks
-                    if type(c).__name__ == "AttentionDiagnostics"
-                )
-            )
+        if callback:
+            callbacks += [c for c in parts["trainer"].callbacks if type(c).__name__ == callback]
         trainer = L.Trainer(
             accelerator="cpu",
             devices=1,
@@ -321,7 +316,7 @@ def main() -> None:
         lightning_t, plain_t = [], []
         for _ in range(repeats):  # alternate, so drift hits both alike
             plain_t.append(plain_seconds_per_step(base, steps, warmup)[0])
-            lightning_t.append(lightning_seconds_per_step(base, steps, warmup, False))
+            lightning_t.append(lightning_seconds_per_step(base, steps, warmup, None))
         with tempfile.TemporaryDirectory() as out:
             cfg, parts = build_parts(base, out)
         tokens = cfg.data.batch_size * parts["task"].seq_len
@@ -339,18 +334,22 @@ def main() -> None:
     rows.append(data_share(["~callbacks"], step_time["default"]))
 
     steps = 60 if args.quick else 500
-    with_d, without_d = [], []
-    for _ in range(repeats):
-        without_d.append(lightning_seconds_per_step([], steps, 1, diagnostics=False))
-        with_d.append(lightning_seconds_per_step([], steps, 1, diagnostics=True))
-    rows.append(
-        {
-            "what": f"diagnostics overhead at default frequency ({steps} steps)",
-            "value": statistics.median(with_d) / statistics.median(without_d) - 1,
-            "goal": "<= 0.05",
-            "detail": "share of training time",
-        }
-    )
+    for callback, what in [
+        ("AttentionDiagnostics", "diagnostics overhead at default frequency"),
+        ("NonFiniteGuard", "non-finite guard overhead (checks every step)"),
+    ]:
+        with_c, without_c = [], []
+        for _ in range(repeats):
+            without_c.append(lightning_seconds_per_step([], steps, 1, None))
+            with_c.append(lightning_seconds_per_step([], steps, 1, callback))
+        rows.append(
+            {
+                "what": f"{what} ({steps} steps)",
+                "value": statistics.median(with_c) / statistics.median(without_c) - 1,
+                "goal": "<= 0.05",
+                "detail": "share of training time",
+            }
+        )
     rows += startup(args.quick)
     if not args.quick:
         rows += default_run(1000)

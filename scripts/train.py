@@ -6,22 +6,28 @@ All knobs: `python scripts/train.py --help`. A sweep: add `-m` and comma-separat
 import sys
 
 import hydra
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from src.config import register_resolvers
 
 register_resolvers()
 
+EXIT_CONFIG_ERROR, EXIT_DIVERGED = 2, 3
+
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="train")
 def main(cfg: DictConfig) -> float | None:
-    from src.train import ConfigError, train  # torch and Lightning load only when needed
+    from src.train import ConfigError, TrainingDiverged, train  # torch loads only when needed
 
     try:
         result = train(cfg)
-    except ConfigError as err:
+    except (ConfigError, TrainingDiverged) as err:
         print(f"\nerror: {err}\n", file=sys.stderr)
-        sys.exit(2)
+        if HydraConfig.get().mode == RunMode.MULTIRUN:
+            raise  # Hydra records the job as failed, runs the others, then exits non-zero
+        sys.exit(EXIT_CONFIG_ERROR if isinstance(err, ConfigError) else EXIT_DIVERGED)
     return result["metrics"].get("val/loss")  # what a hyper-parameter sweeper minimises
 
 

@@ -169,8 +169,15 @@ def summarise(
     return rows
 
 
-def _natural_key(label: str) -> list:
-    return [int(p) if p.isdigit() else p for p in label.replace("=", ",").split(",")]
+def _natural_key(label: str) -> list[tuple[int, float, str]]:
+    """Numbers in numeric order (lr=0.003 before lr=10), everything else alphabetically."""
+    key = []
+    for part in label.replace("=", ",").split(","):
+        try:
+            key.append((0, float(part), ""))
+        except ValueError:
+            key.append((1, 0.0, part))
+    return key
 
 
 def markdown_table(rows: list[dict[str, str]]) -> str:

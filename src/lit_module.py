@@ -45,6 +45,7 @@ class AttentionLM(L.LightningModule):
         self.val_acc = MulticlassAccuracy(average="micro", **metric_args)
         self.train_exact = MulticlassExactMatch(**metric_args)
         self.val_exact = MulticlassExactMatch(**metric_args)
+        self._rng_to_restore: dict | None = None  # set by on_load_checkpoint
 
     def forward(self, inputs: Tensor) -> Tensor:
         return self.net(inputs)[0]
@@ -88,6 +89,26 @@ class AttentionLM(L.LightningModule):
         self.log("val/loss", loss, prog_bar=True, batch_size=size)
         self.log("val/acc", self.val_acc, batch_size=size)
         self.log("val/exact_match", self.val_exact, prog_bar=True, batch_size=size)
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        # Lightning's checkpoint holds weights, optimizer, scheduler and loop state; the
+        # random-number state completes an exact resume (batches are keyed by step, so the
+        # data need none). Plain tensors, so weights_only loading accepts them.
+        checkpoint["rng_states"] = {"torch": torch.get_rng_state()}
+        if torch.cuda.is_available():
+            checkpoint["rng_states"]["cuda"] = torch.cuda.get_rng_state_all()
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        # Applied at the first batch, not now: Lightning draws from the generator while it
+        # sets up the data loaders in between, which the uninterrupted run did before the save.
+        self._rng_to_restore = checkpoint.get("rng_states")
+
+    def on_train_batch_start(self, batch: Batch, batch_idx: int) -> None:
+        states, self._rng_to_restore = self._rng_to_restore, None
+        if states:
+            torch.set_rng_state(states["torch"].cpu())
+            if "cuda" in states and torch.cuda.is_available():
+                torch.cuda.set_rng_state_all([s.cpu() for s in states["cuda"]])
 
     def configure_optimizers(self) -> dict:
         optimizer, scheduler = adamw_with_schedule(self.net, self.trainer.max_steps, **self.hparams)

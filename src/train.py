@@ -1,11 +1,13 @@
 """`train(cfg)`: config -> task, datamodule, model, trainer -> fit -> metrics.json.
 
-Everything is built (and so every config value checked) before the first training step.
+Everything is built (and so every config value, the checkpoint to resume from included,
+checked) before the first training step.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import re
 import time
 import warnings
@@ -17,14 +19,25 @@ import lightning as L
 from hydra.errors import InstantiationException
 from omegaconf import DictConfig
 
+from src.callbacks import NonFiniteError
+from src.checkpointing import CheckpointError, check_fits, load_checkpoint
+from src.config import find_last_checkpoint
+
 # Lightning's own use of a deprecated torch API; nothing a user can act on.
 warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)")
+# A resumed run writes into its own new folder by design, never into the one it resumes.
+warnings.filterwarnings("ignore", message=r"The dirpath has changed from")
 
 FINAL_METRICS = ("val/loss", "val/acc", "val/exact_match", "train/loss")
+log = logging.getLogger(__name__)
 
 
 class ConfigError(ValueError):
     """A config value that cannot work; the message names the key, the value and what is allowed."""
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss or a gradient became NaN/inf; metrics.json records it as `diverged`."""
 
 
 def _instantiate(node: DictConfig, key: str, **kwargs: Any) -> Any:
@@ -42,13 +55,58 @@ def build(cfg: DictConfig) -> dict[str, Any]:
     """Instantiate every part of a run from the config, in data-flow order."""
     task = _instantiate(cfg.task, "task")
     datamodule = _instantiate(cfg.data, "data", task=task)
+    positions = _positional_table_length(cfg, task.seq_len)
     model = _instantiate(
-        cfg.model, "model", net={"vocab_size": task.vocab_size, "max_seq_len": task.seq_len}
+        cfg.model, "model", net={"vocab_size": task.vocab_size, "max_seq_len": positions}
     )
+    ckpt_path = resolve_checkpoint(cfg, model)  # refused before the trainer is even built
     callbacks = [_instantiate(c, f"callbacks.{k}") for k, c in (cfg.get("callbacks") or {}).items()]
     loggers = [_instantiate(c, f"logger.{k}") for k, c in (cfg.get("logger") or {}).items()]
     trainer = _instantiate(cfg.trainer, "trainer", callbacks=callbacks, logger=loggers or False)
-    return {"task": task, "datamodule": datamodule, "model": model, "trainer": trainer}
+    return {
+        "task": task,
+        "datamodule": datamodule,
+        "model": model,
+        "trainer": trainer,
+        "ckpt_path": ckpt_path,
+    }
+
+
+def _positional_table_length(cfg: DictConfig, seq_len: int) -> Any:
+    """The positional table's length: `model.net.max_seq_len`, or the task's when null."""
+    table = cfg.model.net.get("max_seq_len")
+    if table is None:
+        return seq_len
+    if isinstance(table, int) and not isinstance(table, bool) and 0 < table < seq_len:
+        raise ConfigError(
+            f"model.net.max_seq_len={table} is shorter than the task's sequences "
+            f"({cfg.task._target_.rsplit('.', 1)[-1]}: {seq_len} tokens), so positions "
+            f"{table}..{seq_len - 1} would have no row in the positional table. Allowed: null "
+            f"(the task's length) or an integer >= {seq_len}."
+        )
+    return table  # other bad values are refused by the model itself
+
+
+def resolve_checkpoint(cfg: DictConfig, model: L.LightningModule) -> str | None:
+    """`ckpt_path` as a file that exists, loads safely and fits `model`; or None."""
+    ckpt_path = cfg.get("ckpt_path")
+    if ckpt_path is None:
+        return None
+    if str(ckpt_path) == "last":
+        found = find_last_checkpoint(Path(cfg.paths.log_dir), cfg)
+        if found is None:
+            raise ConfigError(
+                f"ckpt_path=last found no checkpoints/last.ckpt under {cfg.paths.log_dir}/ "
+                "from a run with this same config (only ckpt_path and paths may differ). "
+                "Give the checkpoint's path instead, or leave ckpt_path unset."
+            )
+        log.info("ckpt_path=last: resuming from %s", found)
+        ckpt_path = found
+    try:
+        check_fits(load_checkpoint(ckpt_path), model, ckpt_path)
+    except CheckpointError as err:
+        raise ConfigError(str(err)) from None
+    return str(ckpt_path)
 
 
 def hparams_for_tensorboard(cfg: DictConfig, task_name: str) -> dict[str, Any]:
@@ -70,7 +128,11 @@ def hparams_for_tensorboard(cfg: DictConfig, task_name: str) -> dict[str, Any]:
 
 
 def train(cfg: DictConfig) -> dict[str, Any]:
-    """Train one model as `cfg` says; returns what it writes to `metrics.json`."""
+    """Train one model as `cfg` says; returns what it writes to `metrics.json`.
+
+    metrics.json holds only what the config and seed determine, so two runs of the same
+    config give the same file (the wall time goes to the log instead).
+    """
     started = time.perf_counter()
     output_dir = Path(cfg.paths.output_dir)
     L.seed_everything(cfg.seed, workers=True, verbose=False)
@@ -81,26 +143,46 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         import torch
 
         model = torch.compile(model)  # Lightning unwraps it again for checkpoints
-    trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+    try:
+        trainer.fit(model, datamodule=datamodule, ckpt_path=parts["ckpt_path"])
+        result = {"status": "finished", "step": trainer.global_step}
+        failure = None
+    except NonFiniteError as err:
+        failure = err
+        result = {"status": "diverged", "step": trainer.global_step, "failed_step": err.step}
 
     final = {
         k: float(trainer.callback_metrics[k])
         for k in FINAL_METRICS
         if k in trainer.callback_metrics
     }
-    result = {
-        "status": "finished",
-        "step": trainer.global_step,
-        "wall_time_s": round(time.perf_counter() - started, 3),
-        "metrics": final,
-    }
+    result["metrics"] = final
+    if failure is not None:
+        last = output_dir / "checkpoints" / "last.ckpt"
+        kept = (
+            f"its last checkpoint, {last} (step {_step_of(last)}), is untouched"
+            if last.is_file()
+            else "no checkpoint had been written yet"
+        )
+        result["error"] = f"{failure} The run stopped before that update; {kept}."
+        result["last_checkpoint"] = str(last) if last.is_file() else None
     if trainer.is_global_zero:
         for logger in trainer.loggers:  # the hparams tab, with the real final metrics
             logger.log_hyperparams(
                 hparams_for_tensorboard(cfg, parts["task"].name),
                 metrics={"hp/" + k.replace("/", "_"): v for k, v in final.items()},
             )
-            logger.finalize("success")  # flush: fit has already closed its writer once
+            logger.finalize("success" if failure is None else "failed")
         output_dir.mkdir(parents=True, exist_ok=True)
         (output_dir / "metrics.json").write_text(json.dumps(result, indent=2) + "\n")
+        log.info("%s after %.1f s: %s", result["status"], time.perf_counter() - started, output_dir)
+    if failure is not None:
+        raise TrainingDiverged(result["error"]) from failure
     return result
+
+
+def _step_of(checkpoint: Path) -> int | str:
+    try:
+        return load_checkpoint(checkpoint)["global_step"]
+    except CheckpointError:
+        return "unreadable"

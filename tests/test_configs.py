@@ -69,6 +69,7 @@ def test_run_names_come_from_overrides_and_stay_short():
     assert run_name("heads=2,scale=false") == "heads=2,scale=false"
     long = ",".join(f"model.net.key{i}={i}" for i in range(40))
     assert len(run_name(long)) < 140 and run_name(long) != run_name(long + "1")
+    assert run_name("data.file=/tmp/x") == "data.file=%2Ftmp%2Fx"  # one folder, not three
 
 
 @pytest.mark.parametrize("experiment", group_options("experiment"))

@@ -1,11 +1,13 @@
-"""Resuming from a checkpoint continues the same run: same batches, same optimizer state."""
+"""Resuming from a checkpoint continues the same run: same batches, optimizer and RNG state."""
 
 import json
 
 import lightning as L
 import pytest
+import torch
 from omegaconf import open_dict
 
+import src.train as train_module
 from src.train import train
 from tests.conftest import TINY
 
@@ -23,31 +25,53 @@ class _StopAt(L.Callback):
             trainer.should_stop = True
 
 
-def test_stop_at_half_then_resume_matches_an_uninterrupted_run(compose_cfg, tmp_path, monkeypatch):
-    full = train(compose_cfg(*TINY, *STEPS))
+class _DrawRandom(L.Callback):
+    """Draws from torch's generator every step, as dropout would, and records the draws."""
 
-    import src.train as train_module
+    def __init__(self) -> None:
+        self.draws: dict[int, float] = {}
 
-    real_build = train_module.build
+    def on_before_backward(self, trainer, pl_module, loss) -> None:
+        self.draws[trainer.global_step] = torch.rand(()).item()
 
-    def build_with_stop(cfg):
-        parts = real_build(cfg)
-        parts["trainer"].callbacks.append(_StopAt(4))
+
+REAL_BUILD = train_module.build
+
+
+def _with_callbacks(monkeypatch, *callbacks):
+    """The next train() calls build their trainer with these callbacks added."""
+
+    def build(cfg):
+        parts = REAL_BUILD(cfg)
+        parts["trainer"].callbacks.extend(callbacks)
         return parts
 
-    first = compose_cfg(*TINY, *STEPS)
-    with open_dict(first):
-        first.paths.output_dir = str(tmp_path / "first")
-    monkeypatch.setattr(train_module, "build", build_with_stop)
-    assert train(first)["step"] == 4
-    monkeypatch.setattr(train_module, "build", real_build)
+    monkeypatch.setattr(train_module, "build", build)
 
-    resumed = compose_cfg(*TINY, *STEPS, f"ckpt_path={tmp_path / 'first/checkpoints/last.ckpt'}")
-    with open_dict(resumed):
-        resumed.paths.output_dir = str(tmp_path / "resumed")
-    result = train(resumed)
+
+def _in(cfg, folder):
+    with open_dict(cfg):
+        cfg.paths.output_dir = str(folder)
+    return cfg
+
+
+def test_stop_at_half_then_resume_matches_an_uninterrupted_run(compose_cfg, tmp_path, monkeypatch):
+    full_draws = _DrawRandom()
+    _with_callbacks(monkeypatch, full_draws)
+    full = train(compose_cfg(*TINY, *STEPS))
+
+    _with_callbacks(monkeypatch, _DrawRandom(), _StopAt(4))  # draws as the full run did
+    assert train(_in(compose_cfg(*TINY, *STEPS), tmp_path / "first"))["step"] == 4
+
+    resumed_draws = _DrawRandom()
+    _with_callbacks(monkeypatch, resumed_draws)
+    checkpoint = tmp_path / "first" / "checkpoints" / "last.ckpt"
+    result = train(_in(compose_cfg(*TINY, *STEPS, f"ckpt_path={checkpoint}"), tmp_path / "resumed"))
+
     assert result["step"] == 8
     for key, value in full["metrics"].items():
         assert result["metrics"][key] == pytest.approx(value, abs=1e-6), key
     saved = json.loads((tmp_path / "resumed" / "metrics.json").read_text())
-    assert saved["metrics"] == result["metrics"]
+    assert saved == result
+    # the random stream continues where it stopped, as it would have without the stop
+    assert resumed_draws.draws == {s: full_draws.draws[s] for s in (4, 5, 6, 7)}

@@ -94,16 +94,58 @@ def test_help_explains_the_knobs_and_groups():
 
 BAD_INPUTS = [
     (["heads=3"], "heads=3 does not divide d_model=64"),
+    (["heads=3", "model.net.d_model=128"], "heads=3 does not divide d_model=128"),
     (["heads=0"], "heads=0 is not allowed"),
     (["heads=-1"], "heads=-1 is not allowed"),
     (["scale=abc"], "scale='abc' is not allowed"),
     (["scale=-1"], "scale=-1 is not allowed"),
     (["scale=0"], "scale=0 is not allowed"),
     (["task=nonsense"], "Could not find 'task/nonsense'"),
+    (["model.net.layers=0"], "layers=0 is not allowed"),
     (["model.net.d_model=0"], "d_model=0 is not allowed"),
     (["data.batch_size=0"], "data.batch_size=0 is not allowed"),
     (["task.length=-2"], "task.length=-2 is not allowed"),
+    (["model.net.max_seq_len=10"], "model.net.max_seq_len=10 is shorter than the task's"),
+    (["model.lr=0"], "model.lr=0 is not allowed"),
+    (["model.lr=-0.001"], "model.lr=-0.001 is not allowed"),
+    (["ckpt_path={missing}"], "does not exist"),
+    (["ckpt_path={not_a_checkpoint}"], "is not a loadable checkpoint"),
+    (["ckpt_path={other_shape}"], "was saved by a model of a different shape"),
+    (["ckpt_path={runs_code}"], "weights_only=True (tensors and plain values only, never code)"),
+    (["ckpt_path=last"], "ckpt_path=last found no checkpoints/last.ckpt"),
 ]
+
+
+class _RunsCodeWhenUnpickled:
+    """What a tampered checkpoint can hold: unpickling it would create `path`."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def __reduce__(self):
+        return Path.touch, (self.path,)
+
+
+@pytest.fixture(scope="module")
+def checkpoint_files(tmp_path_factory) -> dict[str, Path]:
+    """Files for the ckpt_path rows: missing, not a checkpoint, another shape, tampered."""
+    folder = tmp_path_factory.mktemp("checkpoints")
+    (folder / "notes.ckpt").write_text("not a checkpoint\n")
+    torch.save(
+        {"state_dict": _RunsCodeWhenUnpickled(folder / "code_ran"), "global_step": 1},
+        folder / "tampered.ckpt",
+    )
+    run = folder / "d16"
+    proc = run_script(
+        TRAIN_SCRIPT, *TINY, "model.net.d_model=16", f"hydra.run.dir={run}", timeout=300
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return {
+        "missing": folder / "nowhere.ckpt",
+        "not_a_checkpoint": folder / "notes.ckpt",
+        "other_shape": run / "checkpoints" / "last.ckpt",
+        "runs_code": folder / "tampered.ckpt",
+    }
 
 
 def _assert_refused_before_training(code, stderr: str, message: str, folder: Path) -> None:
@@ -117,9 +159,12 @@ def _assert_refused_before_training(code, stderr: str, message: str, folder: Pat
 
 @pytest.mark.parametrize("overrides, message", BAD_INPUTS, ids=lambda v: str(v))
 def test_bad_input_exits_non_zero_with_a_clear_message(
-    tmp_path, monkeypatch, capsys, overrides, message
+    tmp_path, monkeypatch, capsys, overrides, message, request
 ):
     """Through the script's real entry point (Hydra's main), in this process for speed."""
+    if any("{" in o for o in overrides):
+        files = request.getfixturevalue("checkpoint_files")
+        overrides = [o.format(**files) for o in overrides]
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(sys, "argv", [str(TRAIN_SCRIPT), *overrides])
     with pytest.raises(SystemExit) as exit_info:
@@ -127,6 +172,8 @@ def test_bad_input_exits_non_zero_with_a_clear_message(
     _assert_refused_before_training(
         exit_info.value.code, capsys.readouterr().err, message, tmp_path
     )
+    if "tampered" in overrides[0]:  # refused without running what the file holds
+        assert not (Path(overrides[0].split("=", 1)[1]).parent / "code_ran").exists()
 
 
 @pytest.mark.slow

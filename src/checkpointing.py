@@ -1,0 +1,115 @@
+"""Checkpoints that survive a crash and load without running code from the file.
+
+A kill during a save must leave the previous checkpoint loadable, so each save goes to a
+temporary file in the same folder, is flushed to disk, and then renamed over the old one
+(a rename within a folder is atomic). Lightning's own save writes through a temporary file
+in the system's temp folder and then *copies* it over when that is another disk, which a
+kill can cut in half.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import re
+from pathlib import Path
+from typing import Any
+
+import torch
+from lightning.fabric.utilities.types import _PATH
+from lightning.pytorch.plugins.io import TorchCheckpointIO
+from torch import nn
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that cannot be used; the message says which file and why."""
+
+
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """Write to `<name>.tmp`, fsync, rename; load with `weights_only=True` always."""
+
+    def save_checkpoint(
+        self, checkpoint: dict[str, Any], path: _PATH, storage_options: Any | None = None
+    ) -> None:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial = path.with_name(path.name + ".tmp")
+        try:
+            with open(partial, "wb") as file:
+                torch.save(checkpoint, file)
+                file.flush()
+                os.fsync(file.fileno())
+            os.replace(partial, path)
+        except BaseException:
+            partial.unlink(missing_ok=True)
+            raise
+
+    def load_checkpoint(
+        self, path: _PATH, map_location: Any = None, weights_only: bool | None = None
+    ) -> dict[str, Any]:
+        return load_checkpoint(path, map_location=map_location)
+
+
+def load_checkpoint(path: _PATH, map_location: Any = "cpu") -> dict[str, Any]:
+    """torch.load with weights_only semantics, every failure turned into a CheckpointError.
+
+    weights_only unpickles tensors and plain Python values only, so a tampered or foreign
+    file cannot run code here; it is refused with the reason instead.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(
+            f"ckpt_path={str(path)!r} does not exist. Give the path of a Lightning checkpoint "
+            "(a run's checkpoints/last.ckpt), `ckpt_path=last` for the newest one of the "
+            "same config, or leave ckpt_path unset to start from scratch."
+        )
+    try:
+        checkpoint = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as err:  # UnpicklingError, RuntimeError (not a zip), EOFError, ...
+        raise CheckpointError(
+            f"ckpt_path={str(path)!r} is not a loadable checkpoint: {_why(err)}. Checkpoints "
+            "are loaded with weights_only=True (tensors and plain values only, never code), "
+            "so a truncated, tampered or foreign file is refused; use a checkpoints/*.ckpt "
+            "written by `scripts/train.py`."
+        ) from None
+    if not isinstance(checkpoint, dict) or not {"state_dict", "global_step"} <= set(checkpoint):
+        raise CheckpointError(
+            f"ckpt_path={str(path)!r} is not a Lightning training checkpoint: it has no "
+            "`state_dict` and `global_step`. Use a checkpoints/*.ckpt written by "
+            "`scripts/train.py`."
+        )
+    return checkpoint
+
+
+def _why(err: Exception) -> str:
+    """torch.load's failure in a few words (its own message advises weights_only=False)."""
+    code = re.search(r"Unsupported global: GLOBAL (\S+)", str(err))
+    if code:
+        return f"it asks to import `{code.group(1)}`, which is code, not data"
+    if "zip archive" in str(err) or isinstance(err, EOFError):
+        return "it is truncated or not a torch checkpoint at all"
+    if isinstance(err, pickle.UnpicklingError):
+        return "it is not a torch checkpoint, or it holds more than tensors and plain values"
+    return f"{type(err).__name__}: {str(err).strip().splitlines()[0] if str(err).strip() else ''}"
+
+
+def check_fits(checkpoint: dict[str, Any], model: nn.Module, path: _PATH) -> None:
+    """Refuse a checkpoint whose tensors do not match this model's, naming the first few."""
+    expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    found = {k: tuple(v.shape) for k, v in checkpoint["state_dict"].items()}
+    problems = [
+        f"{k}: checkpoint {found[k]}, this config {shape}"
+        for k, shape in expected.items()
+        if k in found and found[k] != shape
+    ]
+    problems += [f"{k}: missing from the checkpoint" for k in expected if k not in found]
+    problems += [f"{k}: not in this model" for k in found if k not in expected]
+    if problems:
+        listed = "; ".join(problems[:4]) + (
+            f"; and {len(problems) - 4} more" if problems[4:] else ""
+        )
+        raise CheckpointError(
+            f"ckpt_path={str(path)!r} was saved by a model of a different shape ({listed}). "
+            "Resume with the config the checkpoint was trained with (its run folder's "
+            ".hydra/config.yaml), or leave ckpt_path unset to start from scratch."
+        )

@@ -1,0 +1,263 @@
+"""Nothing is lost: crash-safe checkpoints, exact resume after SIGKILL, the non-finite guard,
+identical runs, and run folders that never collide."""
+
+import json
+import math
+import multiprocessing
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import lightning as L
+import pytest
+import torch
+
+from src.callbacks import NonFiniteError
+from src.checkpointing import AtomicCheckpointIO, load_checkpoint
+from src.config import find_last_checkpoint, unique_dir
+from src.train import TrainingDiverged, train
+from tests.conftest import PYTHON, TINY, TRAIN_SCRIPT, run_script
+
+STEPS_12 = ["trainer.max_steps=12", "trainer.val_check_interval=4"]
+# Diverges at step 14 on CPU with seed 0 (checkpoints at 4, 8, 12 come before it).
+DIVERGING = ["scale=1000", "model.lr=10", "trainer.max_steps=30", "trainer.val_check_interval=4"]
+
+
+# --- crash-safe saving -------------------------------------------------------------------
+
+
+def test_a_save_cut_short_leaves_the_previous_checkpoint_loadable(tmp_path, monkeypatch):
+    io = AtomicCheckpointIO()
+    path = tmp_path / "last.ckpt"
+    io.save_checkpoint({"state_dict": {"w": torch.ones(3)}, "global_step": 4}, path)
+
+    def killed_halfway(obj, file):  # what a kill during the write leaves: half a file
+        file.write(b"PK\x03\x04 half a checkpoint")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("src.checkpointing.torch.save", killed_halfway)
+    with pytest.raises(KeyboardInterrupt):
+        io.save_checkpoint({"state_dict": {"w": torch.zeros(3)}, "global_step": 8}, path)
+
+    previous = load_checkpoint(path)
+    assert previous["global_step"] == 4 and torch.equal(previous["state_dict"]["w"], torch.ones(3))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["last.ckpt"]  # no half file left
+
+
+@pytest.mark.slow
+def test_sigkill_during_a_save_then_ckpt_path_last_resumes_exactly(compose_cfg, tmp_path):
+    """A real process is SIGKILLed while writing its second checkpoint (step 8); the first
+    (step 4) still loads, and `ckpt_path=last` resumes from it to the uninterrupted result."""
+    reference = train(compose_cfg(*TINY, *STEPS_12))
+
+    logs = tmp_path / "logs"
+    marker = tmp_path / "saving_step_8"
+    overrides = [*TINY, *STEPS_12, f"paths.log_dir={logs}"]
+    # Same script, same config; only os.replace of the second last.ckpt blocks until killed.
+    hang_in_second_save = f"""
+import os, runpy, sys, time
+import src.checkpointing as ckpt
+real_replace, saves = os.replace, []
+def replace(src, dst):
+    if str(dst).endswith("last.ckpt"):
+        saves.append(dst)
+        if len(saves) == 2:
+            open({str(marker)!r}, "w").close()
+            time.sleep(600)
+    real_replace(src, dst)
+ckpt.os = type(os)("os_with_hanging_replace")
+ckpt.os.__dict__.update(os.__dict__, replace=replace)
+sys.argv = [{str(TRAIN_SCRIPT)!r}, *{overrides!r}]
+runpy.run_path({str(TRAIN_SCRIPT)!r}, run_name="__main__")
+"""
+    child = subprocess.Popen(
+        [PYTHON, "-c", hang_in_second_save], cwd=tmp_path, stderr=subprocess.PIPE, text=True
+    )
+    deadline = time.monotonic() + 240
+    while not marker.exists():
+        assert child.poll() is None, child.stderr.read()[-3000:]
+        assert time.monotonic() < deadline, "the child never reached its second save"
+        time.sleep(0.05)
+    child.send_signal(signal.SIGKILL)
+    assert child.wait(timeout=60) == -signal.SIGKILL
+
+    (killed,) = (logs / "runs").iterdir()
+    assert not (killed / "metrics.json").exists()
+    left = sorted(p.name for p in (killed / "checkpoints").iterdir())
+    assert "last.ckpt.tmp" in left  # the save that was cut short
+    assert load_checkpoint(killed / "checkpoints" / "last.ckpt")["global_step"] == 4
+
+    proc = run_script(TRAIN_SCRIPT, *overrides, "ckpt_path=last", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "resuming from" in proc.stdout + proc.stderr
+    resumed = next(p for p in (logs / "runs").iterdir() if p != killed)  # a folder of its own
+    result = json.loads((resumed / "metrics.json").read_text())
+    assert result["status"] == "finished" and result["step"] == 12
+    assert result["metrics"].keys() == reference["metrics"].keys()
+    for key, value in reference["metrics"].items():
+        assert result["metrics"][key] == pytest.approx(value, abs=1e-6), key
+    assert load_checkpoint(killed / "checkpoints" / "last.ckpt")["global_step"] == 4  # kept
+
+
+# --- ckpt_path=last -----------------------------------------------------------------------
+
+
+def _fake_run(log_dir: Path, name: str, config: str, mtime: float | None = None) -> Path:
+    run = log_dir / name
+    (run / ".hydra").mkdir(parents=True)
+    (run / ".hydra" / "config.yaml").write_text(config)
+    (run / "checkpoints").mkdir()
+    checkpoint = run / "checkpoints" / "last.ckpt"
+    checkpoint.write_bytes(b"")
+    if mtime is not None:
+        os.utime(checkpoint, (mtime, mtime))
+    return checkpoint
+
+
+def test_ckpt_path_last_finds_the_newest_run_with_the_same_config(tmp_path):
+    from omegaconf import OmegaConf
+
+    cfg = OmegaConf.create({"heads": 2, "ckpt_path": "last", "paths": {"output_dir": "x"}})
+    same = "heads: 2\nckpt_path: null\npaths:\n  output_dir: elsewhere\n"
+    old = _fake_run(tmp_path, "runs/a", same, mtime=1_000)
+    new = _fake_run(tmp_path, "multiruns/b/0_x", same, mtime=2_000)
+    _fake_run(tmp_path, "runs/c", "heads: 4\n", mtime=3_000)  # newer, other config
+    assert find_last_checkpoint(tmp_path, cfg) == new
+    new.unlink()
+    assert find_last_checkpoint(tmp_path, cfg) == old
+    assert find_last_checkpoint(tmp_path / "runs" / "c", cfg) is None
+
+
+# --- determinism --------------------------------------------------------------------------
+
+
+def test_two_identical_runs_write_identical_metrics_json(compose_cfg, tmp_path):
+    texts = []
+    for name in ("one", "two"):
+        cfg = compose_cfg(*TINY, "heads=2")
+        cfg.paths.output_dir = str(tmp_path / name)
+        train(cfg)
+        texts.append((tmp_path / name / "metrics.json").read_text())
+    assert texts[0] == texts[1]
+    assert "wall_time" not in texts[0]
+
+
+@pytest.mark.slow
+def test_two_runs_in_the_same_folder_slot_get_separate_folders_and_equal_results(tmp_path):
+    """Two processes at once, both asking for the same run folder (as two runs started in
+    the same second do): each gets its own, and their metrics.json are byte-identical."""
+    same_slot = f"hydra.run.dir=${{unique_dir:{tmp_path / 'runs' / 'same'}}}"
+    procs = [
+        subprocess.Popen(
+            [PYTHON, str(TRAIN_SCRIPT), *TINY, same_slot],
+            cwd=tmp_path,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(2)
+    ]
+    for proc in procs:
+        assert proc.wait(timeout=300) == 0, proc.stderr.read()[-3000:]
+    folders = sorted(p.name for p in (tmp_path / "runs").iterdir())
+    assert folders == ["same", "same_2"]
+    texts = [(tmp_path / "runs" / f / "metrics.json").read_text() for f in folders]
+    assert texts[0] == texts[1]
+
+
+def _claim(path: str, queue) -> None:
+    queue.put(unique_dir(path))
+
+
+def test_unique_dir_gives_racing_processes_distinct_folders(tmp_path):
+    context = multiprocessing.get_context("spawn")
+    queue = context.Queue()
+    wanted = str(tmp_path / "2026-01-01_00-00-00_default")
+    workers = [context.Process(target=_claim, args=(wanted, queue)) for _ in range(6)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(timeout=120)
+    claimed = sorted(queue.get(timeout=10) for _ in workers)
+    assert len(set(claimed)) == 6 and all(Path(c).is_dir() for c in claimed)
+    assert claimed[0] == wanted
+
+
+# --- the non-finite guard ------------------------------------------------------------------
+
+
+def test_divergence_stops_at_the_first_bad_step_and_keeps_the_last_checkpoint(
+    compose_cfg, tmp_path
+):
+    with pytest.raises(TrainingDiverged) as info:
+        train(compose_cfg(*TINY, *DIVERGING))
+    message = str(info.value)
+    assert "training diverged at step 14" in message
+    assert "1/sqrt(d_k)" in message and "learning rate" in message  # the likely causes
+    assert "(step 12), is untouched" in message
+
+    saved = json.loads((tmp_path / "metrics.json").read_text())
+    assert saved["status"] == "diverged"
+    assert (saved["step"], saved["failed_step"]) == (13, 14)
+    assert saved["error"] == message
+    last = load_checkpoint(saved["last_checkpoint"])
+    assert last["global_step"] == 12
+    assert all(torch.isfinite(t).all() for t in last["state_dict"].values())
+    # the guard refused step 14's update: the weights in memory are finite too
+    assert all(math.isfinite(v) for v in saved["metrics"].values())
+
+
+class _PoisonAt(L.Callback):
+    """Makes the loss NaN from step `step` on, as a numerical bug in the model would."""
+
+    def __init__(self, step: int) -> None:
+        self.step = step
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        if trainer.global_step + 1 == self.step:
+            with torch.no_grad():
+                pl_module.net.token_embedding.weight[0, 0] = float("nan")
+
+
+def test_a_nan_loss_is_named_with_its_step(compose_cfg, monkeypatch):
+    import src.train as train_module
+
+    real_build = train_module.build
+
+    def build(cfg):
+        parts = real_build(cfg)
+        parts["trainer"].callbacks.append(_PoisonAt(5))
+        return parts
+
+    monkeypatch.setattr(train_module, "build", build)
+    with pytest.raises(TrainingDiverged, match=r"diverged at step 5: the loss is nan") as info:
+        train(compose_cfg(*TINY))
+    assert "no single setting stands out" in str(info.value)
+    assert isinstance(info.value.__cause__, NonFiniteError) and info.value.__cause__.step == 5
+
+
+@pytest.mark.slow
+def test_a_sweep_goes_on_past_a_diverged_job_and_compare_lists_it(tmp_path):
+    from src.compare import compare, load_runs
+
+    sweep = tmp_path / "sweep"
+    proc = run_script(
+        TRAIN_SCRIPT,
+        "-m",
+        *TINY,
+        *DIVERGING[:1],
+        "trainer.max_steps=16",
+        "trainer.val_check_interval=4",
+        "model.lr=10,0.003",
+        f"hydra.sweep.dir={sweep}",
+        cwd=tmp_path,
+    )
+    assert proc.returncode != 0  # the sweep reports its failure...
+    assert "training diverged at step 14" in proc.stderr
+    statuses = {r.label: r.status for r in load_runs(sweep)}  # ...after running every job
+    assert statuses == {"model.lr=10": "diverged", "model.lr=0.003": "finished"}
+    compare(sweep)
+    summary = (sweep / "summary.md").read_text()
+    assert "1/2 runs finished" in summary and "(diverged: 1)" in summary
