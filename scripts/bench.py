@@ -3,11 +3,13 @@
     python scripts/bench.py                 # full run (a few minutes on 2 CPU cores)
     python scripts/bench.py --quick         # smoke run, under a minute
     python scripts/bench.py --json out.json # also write the table as JSON
+    python scripts/bench.py --sweeps        # only the scale-out rows (launchers, DDP)
 
 Rows: training throughput of Lightning + Trainer against a plain PyTorch loop (same model,
 batches, optimizer, schedule); attention forward+backward of the module's fast path and its
 explicit path against F.scaled_dot_product_attention called directly; the data generator's
-share of a step; the diagnostics' overhead; start-up; peak memory; torch.compile.
+share of a step; the diagnostics' and non-finite guard's overhead; start-up; peak memory;
+torch.compile; and (--sweeps) one sweep under each Hydra launcher and one run under DDP.
 """
 
 from __future__ import annotations
@@ -298,14 +300,78 @@ def default_run(steps: int) -> list[dict]:
     ]
 
 
+SWEEP = [
+    "heads=1,2",
+    "scale=true,false",
+    "trainer.max_steps=300",
+    "trainer.val_check_interval=100",
+    "trainer.enable_progress_bar=false",
+]
+
+
+def _wall_seconds(*args: str) -> float:
+    """Wall time of `python scripts/train.py ARGS` in a fresh folder, start-up included."""
+    with tempfile.TemporaryDirectory() as out:
+        start = time.perf_counter()
+        subprocess.run(
+            [sys.executable, str(ROOT / "scripts" / "train.py"), *args],
+            cwd=out,
+            capture_output=True,
+            check=True,
+        )
+        return time.perf_counter() - start
+
+
+def sweep_rows() -> list[dict]:
+    """The same 4-job sweep under each launcher, and one run on 1 vs 2 DDP processes."""
+    basic = _wall_seconds("-m", *SWEEP)
+    rows = [
+        {
+            "what": "4-job sweep, 300 steps each: basic launcher (s)",
+            "value": basic,
+            "goal": "",
+            "detail": "one job after another, in one process",
+        }
+    ]
+    for name, launcher in [
+        ("joblib, 2 at a time", ["hydra/launcher=joblib", "hydra.launcher.n_jobs=2"]),
+        (
+            "submitit_local, 1 core each",
+            ["hydra/launcher=submitit_local", "hydra.launcher.cpus_per_task=1"],
+        ),
+    ]:
+        wall = _wall_seconds("-m", *launcher, *SWEEP)
+        rows.append(
+            {
+                "what": f"4-job sweep: basic / {name}",
+                "value": basic / wall,
+                "goal": "> 1 is faster",
+                "detail": f"{wall:.1f} s",
+            }
+        )
+    single = ["trainer.max_steps=300", "trainer.enable_progress_bar=false"]
+    one, two = _wall_seconds(*single), _wall_seconds("trainer=ddp", *single)
+    rows.append(
+        {
+            "what": "one run, 300 steps: 1 process / DDP on 2 processes",
+            "value": one / two,
+            "goal": "> 1 is faster",
+            "detail": f"{one:.1f} s vs {two:.1f} s, start-up included",
+        }
+    )
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="smoke run, under a minute")
     parser.add_argument("--json", type=Path, help="also write the rows here")
     parser.add_argument("--compile", action="store_true", help="also measure torch.compile")
+    parser.add_argument("--sweeps", action="store_true", help="only the scale-out rows")
     args = parser.parse_args()
-    import torch
-
+    if args.sweeps:
+        _report(sweep_rows(), "sweeps", args.json)
+        return
     repeats = 1 if args.quick else 3
     rows = []
     step_time = {}
@@ -365,16 +431,22 @@ def main() -> None:
             }
         )
 
+    _report(rows, "quick" if args.quick else "full", args.json)
+
+
+def _report(rows: list[dict], kind: str, json_path: Path | None) -> None:
+    import torch
+
     machine = (
         f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
         f"torch {torch.__version__}, {torch.get_num_threads()} threads"
     )
-    print(f"\nattnlab bench ({'quick' if args.quick else 'full'}), {machine}\n")
+    print(f"\nattnlab bench ({kind}), {machine}\n")
     print("| what | value | goal | detail |\n|---|---|---|---|")
     for row in rows:
         print(f"| {row['what']} | {row['value']:.3g} | {row['goal']} | {row['detail']} |")
-    if args.json:
-        args.json.write_text(json.dumps({"machine": machine, "rows": rows}, indent=2) + "\n")
+    if json_path:
+        json_path.write_text(json.dumps({"machine": machine, "rows": rows}, indent=2) + "\n")
 
 
 if __name__ == "__main__":

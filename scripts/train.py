@@ -10,7 +10,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
-from src.config import register_resolvers
+from src.config import available_cpus, register_resolvers, threads_per_job
 
 register_resolvers()
 
@@ -21,11 +21,13 @@ EXIT_CONFIG_ERROR, EXIT_DIVERGED = 2, 3
 def main(cfg: DictConfig) -> float | None:
     from src.train import ConfigError, TrainingDiverged, train  # torch loads only when needed
 
+    job = HydraConfig.get()
+    threads = threads_per_job(job.get("launcher"), available_cpus())
     try:
-        result = train(cfg)
+        result = train(cfg, threads=threads)
     except (ConfigError, TrainingDiverged) as err:
         print(f"\nerror: {err}\n", file=sys.stderr)
-        if HydraConfig.get().mode == RunMode.MULTIRUN:
+        if job.mode == RunMode.MULTIRUN:
             raise  # Hydra records the job as failed, runs the others, then exits non-zero
         sys.exit(EXIT_CONFIG_ERROR if isinstance(err, ConfigError) else EXIT_DIVERGED)
     return result["metrics"].get("val/loss")  # what a hyper-parameter sweeper minimises

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import os
+import sys
 from pathlib import Path
 
+from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
 # What may differ between a run and the run it resumes with `ckpt_path=last`.
@@ -56,6 +58,60 @@ def find_last_checkpoint(log_dir: Path, cfg: DictConfig) -> Path | None:
         if saved.is_file() and _comparable(OmegaConf.load(saved)) == wanted:
             candidates.append(checkpoint)
     return max(candidates, key=lambda p: p.stat().st_mtime, default=None)
+
+
+def available_cpus() -> int:
+    """CPU cores this process may run on (its affinity mask, not the whole machine)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+
+
+def threads_per_job(launcher: DictConfig | None, cpus: int) -> int | None:
+    """torch threads for one job of a sweep whose jobs run side by side, or None (leave as is).
+
+    joblib runs `n_jobs` jobs at once (negative counts back from all cores, as in joblib);
+    submitit gives each job `cpus_per_task` cores when set. Each job then takes its share,
+    so N jobs on N cores do not run N*N threads.
+    """
+    if launcher is None:
+        return None
+    if launcher.get("cpus_per_task"):
+        return int(launcher.cpus_per_task)
+    n_jobs = launcher.get("n_jobs")
+    if isinstance(n_jobs, int) and n_jobs != 0:
+        parallel = n_jobs if n_jobs > 0 else max(1, cpus + 1 + n_jobs)
+        return max(1, cpus // parallel)
+    return None
+
+
+class SweepChecks(Callback):
+    """Hydra callback: refuse a sweep's launcher settings before any job is launched.
+
+    A SLURM sweep without a partition would be queued and fail (or land somewhere else) on
+    the cluster, hours later; here it stops at once with what to set. Hydra turns a
+    callback's exceptions into warnings, so a refusal exits (code 2) instead.
+    """
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: object) -> None:
+        launcher = config.hydra.launcher
+        on_slurm = str(launcher.get("_target_", "")).endswith("SlurmLauncher")
+        if on_slurm and not launcher.get("partition"):
+            _refuse(
+                "hydra.launcher.partition is not set: a SLURM sweep needs the partition its "
+                "jobs run in. Add hydra.launcher.partition=NAME (`sinfo -s` lists them); "
+                "hydra.launcher.timeout_min, gpus_per_node and cpus_per_task size each job."
+            )
+        if not on_slurm:  # jobs run here, so this machine's devices are what they get
+            from src.train import ConfigError, check_devices
+
+            try:
+                check_devices(config.trainer)
+            except ConfigError as err:
+                _refuse(str(err))
+
+
+def _refuse(message: str) -> None:
+    print(f"\nerror: {message} No job was started.\n", file=sys.stderr)
+    sys.exit(2)
 
 
 def register_resolvers() -> None:

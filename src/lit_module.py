@@ -64,13 +64,16 @@ class AttentionLM(L.LightningModule):
         # and exact match) only on the steps that are written.
         step = self.global_step + 1  # counting this one
         if step % self.trainer.log_every_n_steps == 0 or step >= self.trainer.max_steps:
-            self.log("train/loss", loss, prog_bar=True)
+            # Under DDP each process holds a shard of the batch: average over processes.
+            sync = self.trainer.world_size > 1
+            self.log("train/loss", loss, prog_bar=True, sync_dist=sync)
             self.log_dict(
                 {
                     "train/acc": self.train_acc(preds, targets),
                     "train/exact_match": self.train_exact(preds, targets),
                     "train/lr": self.optimizers().param_groups[0]["lr"],
-                }
+                },
+                sync_dist=sync,
             )
         return loss
 
@@ -86,7 +89,8 @@ class AttentionLM(L.LightningModule):
         self.val_acc.update(preds, targets)
         self.val_exact.update(preds, targets)
         size = batch.inputs.size(0)
-        self.log("val/loss", loss, prog_bar=True, batch_size=size)
+        sync = self.trainer.world_size > 1  # the metric objects below sync themselves
+        self.log("val/loss", loss, prog_bar=True, batch_size=size, sync_dist=sync)
         self.log("val/acc", self.val_acc, batch_size=size)
         self.log("val/exact_match", self.val_exact, prog_bar=True, batch_size=size)
 

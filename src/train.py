@@ -16,12 +16,13 @@ from typing import Any
 
 import hydra
 import lightning as L
+import torch
 from hydra.errors import InstantiationException
 from omegaconf import DictConfig
 
 from src.callbacks import NonFiniteError
 from src.checkpointing import CheckpointError, check_fits, load_checkpoint
-from src.config import find_last_checkpoint
+from src.config import available_cpus, find_last_checkpoint
 
 # Lightning's own use of a deprecated torch API; nothing a user can act on.
 warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)")
@@ -62,7 +63,9 @@ def build(cfg: DictConfig) -> dict[str, Any]:
     ckpt_path = resolve_checkpoint(cfg, model)  # refused before the trainer is even built
     callbacks = [_instantiate(c, f"callbacks.{k}") for k, c in (cfg.get("callbacks") or {}).items()]
     loggers = [_instantiate(c, f"logger.{k}") for k, c in (cfg.get("logger") or {}).items()]
+    check_devices(cfg.trainer)
     trainer = _instantiate(cfg.trainer, "trainer", callbacks=callbacks, logger=loggers or False)
+    _check_split(cfg.data, trainer.world_size)
     return {
         "task": task,
         "datamodule": datamodule,
@@ -85,6 +88,38 @@ def _positional_table_length(cfg: DictConfig, seq_len: int) -> Any:
             f"(the task's length) or an integer >= {seq_len}."
         )
     return table  # other bad values are refused by the model itself
+
+
+def check_devices(trainer_cfg: DictConfig) -> None:
+    """More processes than the machine has GPUs (or CPU cores) is refused up front."""
+    devices, accelerator = trainer_cfg.get("devices"), str(trainer_cfg.get("accelerator"))
+    if isinstance(devices, bool) or not isinstance(devices, int) or devices < 1:
+        return  # "auto", -1 and lists are Lightning's to check
+    on_gpu = accelerator in ("gpu", "cuda") or (accelerator == "auto" and torch.cuda.is_available())
+    if on_gpu:
+        available, what = torch.cuda.device_count(), "GPU"
+    elif accelerator in ("cpu", "auto"):
+        available, what = available_cpus(), "CPU core"
+    else:
+        return
+    if devices > available:
+        raise ConfigError(
+            f"trainer.devices={devices} is more than this machine has: {available} {what}"
+            f"{'s' if available != 1 else ''} for trainer.accelerator={accelerator}. Allowed: "
+            f"1..{available} (one process per device), or -1 for all of them."
+        )
+
+
+def _check_split(data_cfg: DictConfig, world_size: int) -> None:
+    """Each of `world_size` processes takes an equal share of every batch."""
+    for key in ("batch_size", "val_size"):
+        value = data_cfg.get(key)
+        if world_size > 1 and value % world_size:
+            raise ConfigError(
+                f"data.{key}={value} cannot be split evenly over {world_size} processes "
+                f"(trainer.devices x trainer.num_nodes): each takes an equal share of every "
+                f"batch. Allowed: a multiple of {world_size}."
+            )
 
 
 def resolve_checkpoint(cfg: DictConfig, model: L.LightningModule) -> str | None:
@@ -127,21 +162,23 @@ def hparams_for_tensorboard(cfg: DictConfig, task_name: str) -> dict[str, Any]:
     }
 
 
-def train(cfg: DictConfig) -> dict[str, Any]:
+def train(cfg: DictConfig, threads: int | None = None) -> dict[str, Any]:
     """Train one model as `cfg` says; returns what it writes to `metrics.json`.
 
     metrics.json holds only what the config and seed determine, so two runs of the same
-    config give the same file (the wall time goes to the log instead).
+    config give the same file (the wall time goes to the log instead). `threads` caps
+    torch's CPU threads, for jobs that share the machine with others.
     """
     started = time.perf_counter()
+    if threads is not None:
+        torch.set_num_threads(threads)
+        log.info("torch threads: %d (this job's share of the CPU cores)", threads)
     output_dir = Path(cfg.paths.output_dir)
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     parts = build(cfg)
     trainer, model, datamodule = parts["trainer"], parts["model"], parts["datamodule"]
 
     if cfg.get("compile"):
-        import torch
-
         model = torch.compile(model)  # Lightning unwraps it again for checkpoints
     try:
         trainer.fit(model, datamodule=datamodule, ckpt_path=parts["ckpt_path"])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import subprocess
 import sys
 from collections.abc import Callable
@@ -33,8 +34,28 @@ def run_script(script: Path, *args: str, cwd: Path | None = None, timeout: int =
     )
 
 
+def run_sweep(sweep_dir: Path, *overrides: str, cwd: Path | None = None, timeout: int = 600):
+    """`python scripts/train.py -m OVERRIDES` writing its jobs into `sweep_dir`."""
+    return run_script(
+        TRAIN_SCRIPT, "-m", *overrides, f"hydra.sweep.dir={sweep_dir}", cwd=cwd, timeout=timeout
+    )
+
+
 def group_options(group: str) -> list[str]:
     return sorted(p.stem for p in (CONF / group).glob("*.yaml"))
+
+
+@pytest.fixture(autouse=True)
+def _forget_hydras_logging_setup():
+    """Tests that run scripts/train.py in this process let Hydra configure logging, with
+    handlers bound to that test's captured output; they must not outlive the test."""
+    yield
+    for name in ("src", ""):
+        logger = logging.getLogger(name or None)
+        for handler in list(logger.handlers):
+            if type(handler) in (logging.StreamHandler, logging.FileHandler):  # not pytest's
+                logger.removeHandler(handler)
+    logging.getLogger("src").propagate = True
 
 
 @pytest.fixture

@@ -2,8 +2,8 @@
 identical runs, and run folders that never collide."""
 
 import json
+import logging
 import math
-import multiprocessing
 import os
 import signal
 import subprocess
@@ -16,9 +16,9 @@ import torch
 
 from src.callbacks import NonFiniteError
 from src.checkpointing import AtomicCheckpointIO, load_checkpoint
-from src.config import find_last_checkpoint, unique_dir
+from src.config import find_last_checkpoint
 from src.train import TrainingDiverged, train
-from tests.conftest import PYTHON, TINY, TRAIN_SCRIPT, run_script
+from tests.conftest import PYTHON, TINY, TRAIN_SCRIPT, run_sweep
 
 STEPS_12 = ["trainer.max_steps=12", "trainer.val_check_interval=4"]
 # Diverges at step 14 on CPU with seed 0 (checkpoints at 4, 8, 12 come before it).
@@ -47,7 +47,7 @@ def test_a_save_cut_short_leaves_the_previous_checkpoint_loadable(tmp_path, monk
 
 
 @pytest.mark.slow
-def test_sigkill_during_a_save_then_ckpt_path_last_resumes_exactly(compose_cfg, tmp_path):
+def test_sigkill_during_a_save_then_ckpt_path_last_resumes_exactly(compose_cfg, tmp_path, caplog):
     """A real process is SIGKILLed while writing its second checkpoint (step 8); the first
     (step 4) still loads, and `ckpt_path=last` resumes from it to the uninterrupted result."""
     reference = train(compose_cfg(*TINY, *STEPS_12))
@@ -89,10 +89,12 @@ runpy.run_path({str(TRAIN_SCRIPT)!r}, run_name="__main__")
     assert "last.ckpt.tmp" in left  # the save that was cut short
     assert load_checkpoint(killed / "checkpoints" / "last.ckpt")["global_step"] == 4
 
-    proc = run_script(TRAIN_SCRIPT, *overrides, "ckpt_path=last", cwd=tmp_path)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    assert "resuming from" in proc.stdout + proc.stderr
-    resumed = next(p for p in (logs / "runs").iterdir() if p != killed)  # a folder of its own
+    resumed = tmp_path / "resumed"  # a folder of its own; in this process, to save a start-up
+    cfg = compose_cfg(*overrides, "ckpt_path=last")
+    cfg.paths.output_dir = str(resumed)
+    with caplog.at_level(logging.INFO, logger="src"):
+        train(cfg)
+    assert f"resuming from {killed / 'checkpoints' / 'last.ckpt'}" in caplog.text
     result = json.loads((resumed / "metrics.json").read_text())
     assert result["status"] == "finished" and result["step"] == 12
     assert result["metrics"].keys() == reference["metrics"].keys()
@@ -167,22 +169,15 @@ def test_two_runs_in_the_same_folder_slot_get_separate_folders_and_equal_results
     assert texts[0] == texts[1]
 
 
-def _claim(path: str, queue) -> None:
-    queue.put(unique_dir(path))
-
-
 def test_unique_dir_gives_racing_processes_distinct_folders(tmp_path):
-    context = multiprocessing.get_context("spawn")
-    queue = context.Queue()
     wanted = str(tmp_path / "2026-01-01_00-00-00_default")
-    workers = [context.Process(target=_claim, args=(wanted, queue)) for _ in range(6)]
-    for worker in workers:
-        worker.start()
-    for worker in workers:
-        worker.join(timeout=120)
-    claimed = sorted(queue.get(timeout=10) for _ in workers)
+    claim = f"from src.config import unique_dir; print(unique_dir({wanted!r}))"
+    racers = [  # light processes (omegaconf only), started together
+        subprocess.Popen([PYTHON, "-c", claim], stdout=subprocess.PIPE, text=True) for _ in range(6)
+    ]
+    claimed = sorted(racer.communicate(timeout=120)[0].strip() for racer in racers)
     assert len(set(claimed)) == 6 and all(Path(c).is_dir() for c in claimed)
-    assert claimed[0] == wanted
+    assert wanted in claimed
 
 
 # --- the non-finite guard ------------------------------------------------------------------
@@ -243,15 +238,13 @@ def test_a_sweep_goes_on_past_a_diverged_job_and_compare_lists_it(tmp_path):
     from src.compare import compare, load_runs
 
     sweep = tmp_path / "sweep"
-    proc = run_script(
-        TRAIN_SCRIPT,
-        "-m",
+    proc = run_sweep(
+        sweep,
         *TINY,
         *DIVERGING[:1],
         "trainer.max_steps=16",
         "trainer.val_check_interval=4",
         "model.lr=10,0.003",
-        f"hydra.sweep.dir={sweep}",
         cwd=tmp_path,
     )
     assert proc.returncode != 0  # the sweep reports its failure...

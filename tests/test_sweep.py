@@ -7,24 +7,25 @@ import matplotlib.image
 import pytest
 
 from src.compare import CompareError, compare, load_runs
-from tests.conftest import ROOT, TINY, TRAIN_SCRIPT, run_script
+from src.config import available_cpus
+from tests.conftest import ROOT, TINY, TRAIN_SCRIPT, run_script, run_sweep
 
 COMPARE_SCRIPT = ROOT / "scripts" / "compare.py"
 
 
 @pytest.fixture(scope="module")
 def sweep_dir(tmp_path_factory):
-    """2 x 2 configurations, one seed each, a few steps: one Hydra multirun."""
+    """2 x 2 configurations, one seed each, a few steps: one Hydra multirun, its jobs run
+    two at a time by the joblib launcher."""
     out = tmp_path_factory.mktemp("sweep") / "multirun"
-    proc = run_script(
-        TRAIN_SCRIPT,
-        "-m",
+    proc = run_sweep(
+        out,
+        "hydra/launcher=joblib",
+        "hydra.launcher.n_jobs=2",
         "heads=1,2",
         "scale=true,false",
         "model.net.d_model=16",
         *TINY,
-        f"hydra.sweep.dir={out}",
-        timeout=600,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     return out
@@ -37,6 +38,9 @@ def test_multirun_folders_name_their_overrides(sweep_dir):
     assert names[0].startswith("0_") and "heads=1" in names[0] and "scale=True" in names[0]
     for name in names:
         assert json.loads((sweep_dir / name / "metrics.json").read_text())["status"] == "finished"
+        # two jobs at a time on this machine: each takes its share of the cores
+        share = max(1, available_cpus() // 2)
+        assert f"torch threads: {share}" in (sweep_dir / name / "train.log").read_text()
 
 
 @pytest.mark.slow

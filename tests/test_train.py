@@ -7,10 +7,12 @@ from pathlib import Path
 
 import pytest
 import torch
+from hydra import compose, initialize_config_dir
+from omegaconf import open_dict
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from src.train import train
-from tests.conftest import TINY, TRAIN_SCRIPT, run_script
+from tests.conftest import CONF, TINY, TRAIN_SCRIPT, run_script
 
 SCALARS = [
     "train/loss",
@@ -113,6 +115,11 @@ BAD_INPUTS = [
     (["ckpt_path={other_shape}"], "was saved by a model of a different shape"),
     (["ckpt_path={runs_code}"], "weights_only=True (tensors and plain values only, never code)"),
     (["ckpt_path=last"], "ckpt_path=last found no checkpoints/last.ckpt"),
+    (["trainer.devices=64"], "trainer.devices=64 is more than this machine has"),
+    (["trainer=ddp", "data.batch_size=63"], "data.batch_size=63 cannot be split evenly over 2"),
+    (["-m", "trainer.devices=64"], "trainer.devices=64 is more than this machine has"),
+    (["-m", "hydra/launcher=nope"], "Could not find 'hydra/launcher/nope'"),
+    (["-m", "hydra/launcher=submitit_slurm"], "hydra.launcher.partition is not set"),
 ]
 
 
@@ -136,10 +143,11 @@ def checkpoint_files(tmp_path_factory) -> dict[str, Path]:
         folder / "tampered.ckpt",
     )
     run = folder / "d16"
-    proc = run_script(
-        TRAIN_SCRIPT, *TINY, "model.net.d_model=16", f"hydra.run.dir={run}", timeout=300
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        cfg = compose("train", overrides=[*TINY, "model.net.d_model=16"])
+    with open_dict(cfg):
+        cfg.paths.output_dir = str(run)
+    train(cfg)
     return {
         "missing": folder / "nowhere.ckpt",
         "not_a_checkpoint": folder / "notes.ckpt",
@@ -152,8 +160,10 @@ def _assert_refused_before_training(code, stderr: str, message: str, folder: Pat
     assert code not in (0, None)
     assert message in stderr
     assert "Traceback" not in stderr
-    if "Could not find" in message:
+    if "Could not find 'task" in message:
         assert "Available options in 'task'" in stderr and "assoc_recall" in stderr
+    if "Could not find 'hydra/launcher" in message:
+        assert "joblib" in stderr and "submitit_local" in stderr  # the options, listed
     assert not list(folder.rglob("metrics.json")) and not list(folder.rglob("*.ckpt"))
 
 

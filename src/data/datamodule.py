@@ -19,17 +19,46 @@ def task_batch(task: Task, batch_size: int, seed: int, stream: int, step: int) -
     return task.sample(batch_size, generator)
 
 
-class TaskStream(IterableDataset):
-    """Training batches keyed by step, so a run resumed at step s sees batch s next."""
+def shard(batch: Batch, rank: int, world_size: int) -> Batch:
+    """This process's rows of a global batch: contiguous, equal-sized chunks by rank."""
+    return Batch(*(t.tensor_split(world_size)[rank] for t in batch))
 
-    def __init__(self, task: Task, batch_size: int, seed: int, start_step: int = 0) -> None:
+
+class TaskStream(IterableDataset):
+    """Training batches keyed by step, so a run resumed at step s sees batch s next.
+
+    Under data parallelism every process draws the same global batch and keeps its own
+    shard, so N processes together see exactly the batches one process would.
+    """
+
+    def __init__(
+        self,
+        task: Task,
+        batch_size: int,
+        seed: int,
+        start_step: int = 0,
+        rank: int = 0,
+        world_size: int = 1,
+    ) -> None:
         self.task, self.batch_size, self.seed, self.start_step = task, batch_size, seed, start_step
+        self.rank, self.world_size = rank, world_size
 
     def __iter__(self) -> Iterator[Batch]:
         step = self.start_step
         while True:
-            yield task_batch(self.task, self.batch_size, self.seed, TRAIN_STREAM, step)
+            batch = task_batch(self.task, self.batch_size, self.seed, TRAIN_STREAM, step)
+            yield shard(batch, self.rank, self.world_size) if self.world_size > 1 else batch
             step += 1
+
+
+class _Batches(IterableDataset):
+    """A fixed list of batches. Iterable, so Lightning adds no sampler that re-shards it."""
+
+    def __init__(self, batches: list[Batch]) -> None:
+        self.batches = batches
+
+    def __iter__(self) -> Iterator[Batch]:
+        return iter(self.batches)
 
 
 class TaskDataModule(L.LightningDataModule):
@@ -62,12 +91,20 @@ class TaskDataModule(L.LightningDataModule):
                 for i in range(0, self.val_size, self.batch_size)
             ]
 
+    def _rank_and_world_size(self) -> tuple[int, int]:
+        if self.trainer is None:
+            return 0, 1
+        return self.trainer.global_rank, self.trainer.world_size
+
     def train_dataloader(self) -> DataLoader:
         # On `fit(ckpt_path=...)` Lightning restores the step before asking for the data, so a
         # resumed run continues the stream where it stopped instead of replaying batch 0.
         start = self.trainer.global_step if self.trainer is not None else 0
-        stream = TaskStream(self.task, self.batch_size, self.seed, start_step=start)
+        rank, world_size = self._rank_and_world_size()
+        stream = TaskStream(self.task, self.batch_size, self.seed, start, rank, world_size)
         return DataLoader(stream, batch_size=None)
 
     def val_dataloader(self) -> DataLoader:
-        return DataLoader(self.val_batches, batch_size=None)
+        rank, world_size = self._rank_and_world_size()
+        batches = [shard(b, rank, world_size) for b in self.val_batches]
+        return DataLoader(_Batches(batches), batch_size=None)

@@ -1,0 +1,107 @@
+"""Scale-out through existing engines: Lightning DDP, Hydra's submitit launcher and Optuna
+sweeper (the joblib launcher runs tests/test_sweep.py's sweep)."""
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from src.compare import compare, load_runs
+from src.config import threads_per_job
+from src.train import train
+from tests.conftest import TINY, run_sweep
+
+# DDP's train/loss averages the two half-batch losses; one process takes the full-batch mean.
+# They agree to float32 rounding (measured: about 1e-6 over 6 steps).
+DDP_TOLERANCE = 1e-5
+
+
+def _curve(run_dir: Path, tag: str) -> list[tuple[int, float]]:
+    events = EventAccumulator(str(run_dir))
+    events.Reload()
+    return [(e.step, e.value) for e in events.Scalars(tag)]
+
+
+@pytest.mark.slow
+def test_ddp_on_two_cpu_processes_matches_one_process(compose_cfg, tmp_path):
+    """A one-job multirun, where Lightning's own launcher would re-run the sweep."""
+    overrides = [*TINY, "heads=2", "trainer.log_every_n_steps=1"]
+    single = train(compose_cfg(*overrides))
+
+    sweep = tmp_path / "sweep"
+    proc = run_sweep(sweep, "trainer=ddp", *overrides, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "Starting with 2 processes" in proc.stdout + proc.stderr
+    (job,) = [p for p in sweep.iterdir() if p.is_dir()]  # one folder: rank 1 wrote into it
+    assert (job / "rank1.log").is_file()
+    assert list(sweep.rglob("metrics.json")) == [job / "metrics.json"]  # written once
+    assert not (tmp_path / "logs").exists()  # no stray run folder from the second process
+
+    ddp = json.loads((job / "metrics.json").read_text())
+    assert ddp["status"] == "finished" and ddp["step"] == 6
+    for key, value in single["metrics"].items():
+        assert ddp["metrics"][key] == pytest.approx(value, abs=DDP_TOLERANCE), key
+    single_curve, ddp_curve = _curve(tmp_path, "train/loss"), _curve(job, "train/loss")
+    assert [s for s, _ in ddp_curve] == [s for s, _ in single_curve] == list(range(6))
+    worst = max(abs(a - b) for (_, a), (_, b) in zip(single_curve, ddp_curve))
+    assert worst <= DDP_TOLERANCE
+    print(f"DDP vs one process: largest train/loss difference {worst:.2e}")
+
+
+@pytest.mark.slow
+def test_submitit_local_sweep_runs_jobs_as_processes_and_compare_reads_it(tmp_path):
+    sweep = tmp_path / "sweep"
+    proc = run_sweep(
+        sweep,
+        "hydra/launcher=submitit_local",
+        "hydra.launcher.cpus_per_task=1",  # two jobs side by side on two cores
+        "heads=1,2",
+        *TINY,
+        cwd=tmp_path,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    runs = load_runs(sweep)
+    assert sorted(r.label for r in runs) == ["heads=1", "heads=2"]
+    assert all(r.status == "finished" for r in runs)
+    assert (sweep / ".submitit").is_dir()  # submitit ran them, with its own logs
+    for run in runs:
+        assert "torch threads: 1" in (run.path / "train.log").read_text()
+    assert "heads=1" in compare(sweep)
+
+
+@pytest.mark.slow
+def test_optuna_search_finishes_and_reports_the_best_trial(tmp_path):
+    sweep = tmp_path / "sweep"
+    proc = run_sweep(
+        sweep, "hparams_search=lr_warmup", "hydra.sweeper.n_trials=3", *TINY, cwd=tmp_path
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "Best parameters:" in proc.stdout and "Best value:" in proc.stdout
+    best = yaml.safe_load((sweep / "optimization_results.yaml").read_text())
+    losses = [
+        json.loads(p.read_text())["metrics"]["val/loss"] for p in sweep.glob("*/metrics.json")
+    ]
+    assert len(losses) == 3
+    assert best["best_value"] == pytest.approx(min(losses))
+    assert set(best["best_params"]) == {"model.lr", "model.warmup_steps"}
+
+
+@pytest.mark.parametrize(
+    "launcher, cpus, threads",
+    [
+        (None, 2, None),  # a single run or the basic launcher: torch decides
+        ({"n_jobs": 2}, 2, 1),
+        ({"n_jobs": -1}, 8, 1),  # joblib's -1: all cores, one job each
+        ({"n_jobs": -2}, 8, 1),  # 7 jobs on 8 cores
+        ({"n_jobs": 2}, 16, 8),
+        ({"n_jobs": 2, "cpus_per_task": None}, 4, 2),
+        ({"cpus_per_task": 3}, 16, 3),  # submitit: what each job was given
+    ],
+)
+def test_threads_per_job_divides_the_cores(launcher, cpus, threads):
+    from omegaconf import OmegaConf
+
+    node = OmegaConf.create(launcher) if launcher is not None else None
+    assert threads_per_job(node, cpus) == threads
