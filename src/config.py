@@ -1,4 +1,5 @@
-"""Config helpers that need neither torch nor Lightning (so `--help` stays instant)."""
+"""Config helpers that need neither torch nor Lightning (so `--help` stays instant and a
+sweep's launching process stays light); only counting GPUs imports torch."""
 
 from __future__ import annotations
 
@@ -9,6 +10,11 @@ from pathlib import Path
 
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
+
+
+class ConfigError(ValueError):
+    """A config value that cannot work; the message names the key, the value and what is allowed."""
+
 
 # What may differ between a run and the run it resumes with `ckpt_path=last`.
 NOT_PART_OF_THE_RUN = ("ckpt_path", "paths")
@@ -65,6 +71,27 @@ def available_cpus() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
 
 
+def check_devices(trainer_cfg: DictConfig) -> None:
+    """More processes than the machine has GPUs (or CPU cores) is refused up front."""
+    devices, accelerator = trainer_cfg.get("devices"), str(trainer_cfg.get("accelerator"))
+    if isinstance(devices, bool) or not isinstance(devices, int) or devices < 1:
+        return  # "auto", -1 and lists are Lightning's to check
+    if accelerator not in ("gpu", "cuda", "cpu", "auto"):
+        return
+    available, what = available_cpus(), "CPU core"
+    if accelerator != "cpu":
+        import torch  # only for GPUs: --help and CPU sweeps' launchers stay light
+
+        if accelerator != "auto" or torch.cuda.is_available():
+            available, what = torch.cuda.device_count(), "GPU"
+    if devices > available:
+        raise ConfigError(
+            f"trainer.devices={devices} is more than this machine has: {available} {what}"
+            f"{'s' if available != 1 else ''} for trainer.accelerator={accelerator}. Allowed: "
+            f"1..{available} (one process per device), or -1 for all of them."
+        )
+
+
 def threads_per_job(launcher: DictConfig | None, cpus: int) -> int | None:
     """torch threads for one job of a sweep whose jobs run side by side, or None (leave as is).
 
@@ -101,8 +128,6 @@ class SweepChecks(Callback):
                 "hydra.launcher.timeout_min, gpus_per_node and cpus_per_task size each job."
             )
         if not on_slurm:  # jobs run here, so this machine's devices are what they get
-            from src.train import ConfigError, check_devices
-
             try:
                 check_devices(config.trainer)
             except ConfigError as err:

@@ -22,7 +22,9 @@ from omegaconf import DictConfig
 
 from src.callbacks import NonFiniteError
 from src.checkpointing import CheckpointError, check_fits, load_checkpoint
-from src.config import available_cpus, find_last_checkpoint
+from src.config import ConfigError, check_devices, find_last_checkpoint
+
+__all__ = ["ConfigError", "TrainingDiverged", "build", "train"]
 
 # Lightning's own use of a deprecated torch API; nothing a user can act on.
 warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)")
@@ -31,10 +33,6 @@ warnings.filterwarnings("ignore", message=r"The dirpath has changed from")
 
 FINAL_METRICS = ("val/loss", "val/acc", "val/exact_match", "train/loss")
 log = logging.getLogger(__name__)
-
-
-class ConfigError(ValueError):
-    """A config value that cannot work; the message names the key, the value and what is allowed."""
 
 
 class TrainingDiverged(RuntimeError):
@@ -88,26 +86,6 @@ def _positional_table_length(cfg: DictConfig, seq_len: int) -> Any:
             f"(the task's length) or an integer >= {seq_len}."
         )
     return table  # other bad values are refused by the model itself
-
-
-def check_devices(trainer_cfg: DictConfig) -> None:
-    """More processes than the machine has GPUs (or CPU cores) is refused up front."""
-    devices, accelerator = trainer_cfg.get("devices"), str(trainer_cfg.get("accelerator"))
-    if isinstance(devices, bool) or not isinstance(devices, int) or devices < 1:
-        return  # "auto", -1 and lists are Lightning's to check
-    on_gpu = accelerator in ("gpu", "cuda") or (accelerator == "auto" and torch.cuda.is_available())
-    if on_gpu:
-        available, what = torch.cuda.device_count(), "GPU"
-    elif accelerator in ("cpu", "auto"):
-        available, what = available_cpus(), "CPU core"
-    else:
-        return
-    if devices > available:
-        raise ConfigError(
-            f"trainer.devices={devices} is more than this machine has: {available} {what}"
-            f"{'s' if available != 1 else ''} for trainer.accelerator={accelerator}. Allowed: "
-            f"1..{available} (one process per device), or -1 for all of them."
-        )
 
 
 def _check_split(data_cfg: DictConfig, world_size: int) -> None:
