@@ -18,7 +18,7 @@ from src.callbacks import NonFiniteError
 from src.checkpointing import AtomicCheckpointIO, load_checkpoint
 from src.config import find_last_checkpoint
 from src.train import TrainingDiverged, train
-from tests.conftest import PYTHON, TINY, TRAIN_SCRIPT, run_sweep
+from tests.conftest import PYTHON, TINY, TRAIN_SCRIPT, add_callbacks, run_sweep
 
 STEPS_12 = ["trainer.max_steps=12", "trainer.val_check_interval=4"]
 # Diverges at step 14 on CPU with seed 0 (checkpoints at 4, 8, 12 come before it).
@@ -217,16 +217,7 @@ class _PoisonAt(L.Callback):
 
 
 def test_a_nan_loss_is_named_with_its_step(compose_cfg, monkeypatch):
-    import src.train as train_module
-
-    real_build = train_module.build
-
-    def build(cfg):
-        parts = real_build(cfg)
-        parts["trainer"].callbacks.append(_PoisonAt(5))
-        return parts
-
-    monkeypatch.setattr(train_module, "build", build)
+    add_callbacks(monkeypatch, _PoisonAt(5))
     with pytest.raises(TrainingDiverged, match=r"diverged at step 5: the loss is nan") as info:
         train(compose_cfg(*TINY))
     assert "no single setting stands out" in str(info.value)

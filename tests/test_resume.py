@@ -7,9 +7,8 @@ import pytest
 import torch
 from omegaconf import open_dict
 
-import src.train as train_module
 from src.train import train
-from tests.conftest import TINY
+from tests.conftest import TINY, add_callbacks
 
 STEPS = ["trainer.max_steps=8", "trainer.val_check_interval=4"]
 
@@ -35,20 +34,6 @@ class _DrawRandom(L.Callback):
         self.draws[trainer.global_step] = torch.rand(()).item()
 
 
-REAL_BUILD = train_module.build
-
-
-def _with_callbacks(monkeypatch, *callbacks):
-    """The next train() calls build their trainer with these callbacks added."""
-
-    def build(cfg):
-        parts = REAL_BUILD(cfg)
-        parts["trainer"].callbacks.extend(callbacks)
-        return parts
-
-    monkeypatch.setattr(train_module, "build", build)
-
-
 def _in(cfg, folder):
     with open_dict(cfg):
         cfg.paths.output_dir = str(folder)
@@ -57,14 +42,14 @@ def _in(cfg, folder):
 
 def test_stop_at_half_then_resume_matches_an_uninterrupted_run(compose_cfg, tmp_path, monkeypatch):
     full_draws = _DrawRandom()
-    _with_callbacks(monkeypatch, full_draws)
+    add_callbacks(monkeypatch, full_draws)
     full = train(compose_cfg(*TINY, *STEPS))
 
-    _with_callbacks(monkeypatch, _DrawRandom(), _StopAt(4))  # draws as the full run did
+    add_callbacks(monkeypatch, _DrawRandom(), _StopAt(4))  # draws as the full run did
     assert train(_in(compose_cfg(*TINY, *STEPS), tmp_path / "first"))["step"] == 4
 
     resumed_draws = _DrawRandom()
-    _with_callbacks(monkeypatch, resumed_draws)
+    add_callbacks(monkeypatch, resumed_draws)
     checkpoint = tmp_path / "first" / "checkpoints" / "last.ckpt"
     result = train(_in(compose_cfg(*TINY, *STEPS, f"ckpt_path={checkpoint}"), tmp_path / "resumed"))
 

@@ -21,6 +21,8 @@ def task_batch(task: Task, batch_size: int, seed: int, stream: int, step: int) -
 
 def shard(batch: Batch, rank: int, world_size: int) -> Batch:
     """This process's rows of a global batch: contiguous, equal-sized chunks by rank."""
+    if world_size == 1:
+        return batch
     return Batch(*(t.tensor_split(world_size)[rank] for t in batch))
 
 
@@ -47,7 +49,7 @@ class TaskStream(IterableDataset):
         step = self.start_step
         while True:
             batch = task_batch(self.task, self.batch_size, self.seed, TRAIN_STREAM, step)
-            yield shard(batch, self.rank, self.world_size) if self.world_size > 1 else batch
+            yield shard(batch, self.rank, self.world_size)
             step += 1
 
 
