@@ -8,7 +8,7 @@ from src.modules.attention import (
 )
 from src.modules.block import MLP, Block
 from src.modules.positional import SinusoidalPositions, make_positional
-from src.modules.transformer import TransformerLM, masked_cross_entropy
+from src.modules.transformer import TransformerLM, head_knockout_losses, masked_cross_entropy
 
 __all__ = [
     "AttentionMaps",
@@ -18,6 +18,7 @@ __all__ = [
     "SinusoidalPositions",
     "TransformerLM",
     "explicit_attention",
+    "head_knockout_losses",
     "make_positional",
     "masked_cross_entropy",
     "resolve_scale",

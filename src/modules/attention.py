@@ -94,12 +94,25 @@ class MultiHeadAttention(nn.Module):
         self.value = nn.Linear(d_model, inner, bias=bias)  # W_v
         self.out = nn.Linear(inner, d_model, bias=bias)  # W_o mixes the concatenated heads
 
+    def check_head_mask(self, head_mask: Tensor) -> None:
+        if tuple(head_mask.shape) != (self.heads,):
+            raise ValueError(
+                f"head_mask has shape {tuple(head_mask.shape)}; this attention has "
+                f"{self.heads} heads, so it must have shape ({self.heads},)."
+            )
+
     def _split_heads(self, x: Tensor) -> Tensor:
         B, T, _ = x.shape
         return x.view(B, T, self.heads, self.head_dim).transpose(1, 2)  # (B, nh, T, hs)
 
-    def forward(self, x: Tensor, need_weights: bool = False) -> tuple[Tensor, AttentionMaps | None]:
-        """x: (B, T, d_model) -> (B, T, d_model), plus the maps when `need_weights`."""
+    def forward(
+        self, x: Tensor, need_weights: bool = False, head_mask: Tensor | None = None
+    ) -> tuple[Tensor, AttentionMaps | None]:
+        """x: (B, T, d_model) -> (B, T, d_model), plus the maps when `need_weights`.
+
+        `head_mask` (nh,) multiplies each head's output before W_o: 0 knocks a head out
+        (Michel et al. 2019), 1 keeps it; None is the plain forward.
+        """
         B, T, _ = x.shape
         q = self._split_heads(self.query(x))  # (B, nh, T, hs)
         k = self._split_heads(self.key(x))  # (B, nh, T, hs)
@@ -109,5 +122,8 @@ class MultiHeadAttention(nn.Module):
             y, maps = explicit_attention(q, k, v, self.scale, self.causal)
         else:
             y = F.scaled_dot_product_attention(q, k, v, is_causal=self.causal, scale=self.scale)
+        if head_mask is not None:
+            self.check_head_mask(head_mask)
+            y = y * head_mask.to(y.dtype).view(1, self.heads, 1, 1)  # (B, nh, T, hs)
         y = y.transpose(1, 2).reshape(B, T, self.heads * self.head_dim)  # (B, T, nh*hs)
         return self.out(y), maps

@@ -39,8 +39,10 @@ class Block(nn.Module):
         self.ln_mlp = nn.LayerNorm(d_model, bias=bias)
         self.mlp = MLP(d_model, mlp_ratio, bias)
 
-    def forward(self, x: Tensor, need_weights: bool = False) -> tuple[Tensor, AttentionMaps | None]:
-        attn_out, maps = self.attn(self.ln_attn(x), need_weights)
+    def forward(
+        self, x: Tensor, need_weights: bool = False, head_mask: Tensor | None = None
+    ) -> tuple[Tensor, AttentionMaps | None]:
+        attn_out, maps = self.attn(self.ln_attn(x), need_weights, head_mask)
         x = x + attn_out  # (B, T, d_model)
         x = x + self.mlp(self.ln_mlp(x))
         return x, maps

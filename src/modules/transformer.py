@@ -79,9 +79,13 @@ class TransformerLM(nn.Module):
             nn.init.zeros_(module.bias)
 
     def forward(
-        self, idx: Tensor, need_weights: bool = False
+        self, idx: Tensor, need_weights: bool = False, head_mask: Tensor | None = None
     ) -> tuple[Tensor, list[AttentionMaps] | None]:
-        """idx: (B, T) token ids -> logits (B, T, vocab), and per-layer maps when asked."""
+        """idx: (B, T) token ids -> logits (B, T, vocab), and per-layer maps when asked.
+
+        `head_mask` (layers, nh): 0 zeroes that head's output before W_o (a knock-out),
+        1 keeps it; see `head_knockout_losses`.
+        """
         B, T = idx.shape
         if self.max_seq_len < T:
             raise ValueError(
@@ -91,8 +95,14 @@ class TransformerLM(nn.Module):
         if self.position is not None:
             x = x + self.position(torch.arange(T, device=idx.device))  # (T, d_model) broadcast
         maps = [] if need_weights else None
-        for block in self.blocks:
-            x, block_maps = block(x, need_weights)
+        if head_mask is not None and head_mask.size(0) != len(self.blocks):
+            raise ValueError(
+                f"head_mask has {head_mask.size(0)} rows; it needs one per layer "
+                f"({len(self.blocks)}), each with one entry per head."
+            )
+        for layer, block in enumerate(self.blocks):
+            layer_mask = None if head_mask is None else head_mask[layer]
+            x, block_maps = block(x, need_weights, layer_mask)
             if need_weights:
                 maps.append(block_maps)
         return self.lm_head(self.ln_final(x)), maps  # (B, T, vocab)
@@ -102,3 +112,26 @@ def masked_cross_entropy(logits: Tensor, targets: Tensor, loss_mask: Tensor) -> 
     """Mean cross-entropy over the positions the task determines (loss_mask True)."""
     targets = targets.masked_fill(~loss_mask, IGNORE_INDEX)  # (B, T)
     return F.cross_entropy(logits.flatten(0, 1), targets.flatten(), ignore_index=IGNORE_INDEX)
+
+
+@torch.no_grad()
+def head_knockout_losses(
+    net: TransformerLM, inputs: Tensor, targets: Tensor, loss_mask: Tensor
+) -> tuple[float, Tensor]:
+    """The loss with every head, and (layers, nh) losses with one head knocked out each.
+
+    Michel, Levy, Neubig 2019 ("Are Sixteen Heads Really Better than One?"): zero one head's
+    output before W_o, keep everything else, and see how much the loss rises. A large rise
+    means the model relies on that head; none means the others cover for it.
+    """
+    first = net.blocks[0].attn
+    mask = torch.ones(len(net.blocks), first.heads, device=inputs.device)  # (layers, nh)
+    base = masked_cross_entropy(net(inputs)[0], targets, loss_mask).item()
+    losses = torch.empty_like(mask)
+    for layer in range(mask.size(0)):
+        for head in range(mask.size(1)):
+            mask[layer, head] = 0.0
+            logits = net(inputs, head_mask=mask)[0]
+            losses[layer, head] = masked_cross_entropy(logits, targets, loss_mask)
+            mask[layer, head] = 1.0
+    return base, losses
