@@ -15,6 +15,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+import lightning as L
 import torch
 from lightning.fabric.utilities.types import _PATH
 from lightning.pytorch.plugins.io import TorchCheckpointIO
@@ -56,6 +57,12 @@ def load_checkpoint(path: _PATH, map_location: Any = "cpu") -> dict[str, Any]:
     weights_only unpickles tensors and plain Python values only, so a tampered or foreign
     file cannot run code here; it is refused with the reason instead.
     """
+    if str(path).strip() in ("", "."):
+        raise CheckpointError(
+            "ckpt_path is empty (`ckpt_path=` with nothing after the `=`). Give the path of "
+            "a Lightning checkpoint (a run's checkpoints/last.ckpt), `ckpt_path=last` for the "
+            "newest one of the same config, or leave ckpt_path out to start from scratch."
+        )
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(
@@ -90,7 +97,9 @@ def _why(err: Exception) -> str:
         return "it is truncated or not a torch checkpoint at all"
     if isinstance(err, pickle.UnpicklingError):
         return "it is not a torch checkpoint, or it holds more than tensors and plain values"
-    return f"{type(err).__name__}: {str(err).strip().splitlines()[0] if str(err).strip() else ''}"
+    if isinstance(err, OSError):
+        return f"it cannot be read ({err.strerror or 'input/output error'})"
+    return "it is not a file written by torch.save (a text file, or another format)"
 
 
 def check_fits(checkpoint: dict[str, Any], model: nn.Module, path: _PATH) -> None:
@@ -112,4 +121,61 @@ def check_fits(checkpoint: dict[str, Any], model: nn.Module, path: _PATH) -> Non
             f"ckpt_path={str(path)!r} was saved by a model of a different shape ({listed}). "
             "Resume with the config the checkpoint was trained with (its run folder's "
             ".hydra/config.yaml), or leave ckpt_path unset to start from scratch."
+        )
+
+
+MODEL_CONFIG_KEY = "attnlab_model_config"
+
+
+class RecordModelConfig(L.Callback):
+    """Stores the model-defining config (`src.config.model_config`) in every checkpoint."""
+
+    def __init__(self, config: dict[str, Any]) -> None:
+        self.config = config
+
+    def on_save_checkpoint(self, trainer, pl_module, checkpoint: dict[str, Any]) -> None:
+        checkpoint[MODEL_CONFIG_KEY] = dict(self.config)
+
+
+def check_same_model(checkpoint: dict[str, Any], config: dict[str, Any], path: _PATH) -> None:
+    """Refuse a checkpoint saved by a model defined otherwise, naming every differing key.
+
+    Equal shapes are not enough: heads=4 and heads=2 at d_model=64 both have a 64x64 W_q,
+    but the weights mean different things. Checkpoints from before this record pass.
+    """
+    saved = checkpoint.get(MODEL_CONFIG_KEY)
+    if not isinstance(saved, dict):
+        return
+    missing = object()
+    differ = []
+    for key in sorted(set(saved) | set(config)):
+        old, new = saved.get(key, missing), config.get(key, missing)
+        if old != new or type(old) is not type(new):  # scale=1 is not scale=true
+            differ.append(f"{key}: checkpoint {_show(old)}, this config {_show(new)}")
+    if differ:
+        raise CheckpointError(
+            f"ckpt_path={str(path)!r} was saved by a model defined differently ("
+            f"{'; '.join(differ)}), so its weights would mean something else here. Resume "
+            "with the config the checkpoint was trained with (its run folder's "
+            ".hydra/config.yaml), or leave ckpt_path unset to start from scratch."
+        )
+
+
+def _show(value: object) -> str:
+    if isinstance(value, str):
+        return repr(value)
+    if isinstance(value, bool) or value is None:
+        return {True: "true", False: "false", None: "null"}[value]
+    return "(not set)" if type(value) is object else str(value)
+
+
+def check_not_finished(checkpoint: dict[str, Any], max_steps: int, path: _PATH) -> None:
+    """A checkpoint at or past max_steps has nothing left to train: say so, train nothing."""
+    step = checkpoint["global_step"]
+    if step >= max_steps:
+        run = Path(path).resolve().parent.parent
+        raise CheckpointError(
+            f"ckpt_path={str(path)!r} is at step {step} and trainer.max_steps={max_steps}: "
+            f"that run has nothing left to do (its results are in {run / 'metrics.json'}). "
+            f"To train it further, raise trainer.max_steps above {step}."
         )

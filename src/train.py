@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
 import time
 import warnings
@@ -18,11 +19,34 @@ import hydra
 import lightning as L
 import torch
 from hydra.errors import InstantiationException
+from lightning.pytorch.utilities.rank_zero import rank_zero_only
 from omegaconf import DictConfig
 
 from src.callbacks import NonFiniteError
-from src.checkpointing import CheckpointError, check_fits, load_checkpoint
-from src.config import ConfigError, check_devices, find_last_checkpoint
+from src.checkpointing import (
+    CheckpointError,
+    RecordModelConfig,
+    check_fits,
+    check_not_finished,
+    check_same_model,
+    load_checkpoint,
+)
+from src.config import (
+    ConfigError,
+    check_devices,
+    check_memory,
+    check_values,
+    estimate_memory,
+    find_last_checkpoint,
+    model_config,
+)
+from src.progress import (
+    ProgressLog,
+    StepProgressBar,
+    SummaryWithoutFlops,
+    file_log,
+    silence_litlogger_advert,
+)
 
 __all__ = ["ConfigError", "TrainingDiverged", "build", "train"]
 
@@ -30,6 +54,7 @@ __all__ = ["ConfigError", "TrainingDiverged", "build", "train"]
 warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)")
 # A resumed run writes into its own new folder by design, never into the one it resumes.
 warnings.filterwarnings("ignore", message=r"The dirpath has changed from")
+silence_litlogger_advert()
 
 FINAL_METRICS = ("val/loss", "val/acc", "val/exact_match", "train/loss")
 log = logging.getLogger(__name__)
@@ -51,8 +76,17 @@ def _instantiate(node: DictConfig, key: str, **kwargs: Any) -> Any:
 
 
 def build(cfg: DictConfig) -> dict[str, Any]:
-    """Instantiate every part of a run from the config, in data-flow order."""
+    """Instantiate every part of a run from the config, in data-flow order.
+
+    The memory estimate comes right after the task (which only stores its sizes), so a run
+    that cannot fit is refused before anything large is allocated.
+    """
+    check_values(cfg)
     task = _instantiate(cfg.task, "task")
+    estimate = estimate_memory(cfg, task.vocab_size, task.seq_len)
+    check_memory(cfg, estimate)
+    if estimate is not None:
+        log.info("%s", estimate.summary())
     datamodule = _instantiate(cfg.data, "data", task=task)
     positions = _positional_table_length(cfg, task.seq_len)
     model = _instantiate(
@@ -60,6 +94,11 @@ def build(cfg: DictConfig) -> dict[str, Any]:
     )
     ckpt_path = resolve_checkpoint(cfg, model)  # refused before the trainer is even built
     callbacks = [_instantiate(c, f"callbacks.{k}") for k, c in (cfg.get("callbacks") or {}).items()]
+    callbacks += [RecordModelConfig(model_config(cfg)), ProgressLog()]
+    if cfg.trainer.get("enable_progress_bar", True):
+        callbacks.append(StepProgressBar())
+    if cfg.trainer.get("enable_model_summary", True):
+        callbacks.append(SummaryWithoutFlops())
     loggers = [_instantiate(c, f"logger.{k}") for k, c in (cfg.get("logger") or {}).items()]
     check_devices(cfg.trainer)
     trainer = _instantiate(cfg.trainer, "trainer", callbacks=callbacks, logger=loggers or False)
@@ -116,7 +155,10 @@ def resolve_checkpoint(cfg: DictConfig, model: L.LightningModule) -> str | None:
         log.info("ckpt_path=last: resuming from %s", found)
         ckpt_path = found
     try:
-        check_fits(load_checkpoint(ckpt_path), model, ckpt_path)
+        checkpoint = load_checkpoint(ckpt_path)
+        check_same_model(checkpoint, model_config(cfg), ckpt_path)
+        check_fits(checkpoint, model, ckpt_path)
+        check_not_finished(checkpoint, cfg.trainer.max_steps, ckpt_path)
     except CheckpointError as err:
         raise ConfigError(str(err)) from None
     return str(ckpt_path)
@@ -148,12 +190,19 @@ def train(cfg: DictConfig, threads: int | None = None) -> dict[str, Any]:
     torch's CPU threads, for jobs that share the machine with others.
     """
     started = time.perf_counter()
-    if threads is not None:
-        torch.set_num_threads(threads)
-        log.info("torch threads: %d (this job's share of the CPU cores)", threads)
     output_dir = Path(cfg.paths.output_dir)
-    L.seed_everything(cfg.seed, workers=True, verbose=False)
-    parts = build(cfg)
+    write_metrics(output_dir, {"status": "running"})  # a killed run is told from one never run
+    try:
+        check_values(cfg)  # before the seed is used
+        if threads is not None:
+            torch.set_num_threads(threads)
+            log.info("torch threads: %d (this job's share of the CPU cores)", threads)
+        L.seed_everything(cfg.seed, workers=True, verbose=False)
+        parts = build(cfg)
+    except ConfigError as err:
+        write_metrics(output_dir, {"status": "refused", "error": str(err)})
+        file_log.error("refused before training: %s", err)
+        raise
     trainer, model, datamodule = parts["trainer"], parts["model"], parts["datamodule"]
 
     if cfg.get("compile"):
@@ -188,12 +237,21 @@ def train(cfg: DictConfig, threads: int | None = None) -> dict[str, Any]:
                 metrics={"hp/" + k.replace("/", "_"): v for k, v in final.items()},
             )
             logger.finalize("success" if failure is None else "failed")
-        output_dir.mkdir(parents=True, exist_ok=True)
-        (output_dir / "metrics.json").write_text(json.dumps(result, indent=2) + "\n")
+        write_metrics(output_dir, result)
         log.info("%s after %.1f s: %s", result["status"], time.perf_counter() - started, output_dir)
     if failure is not None:
         raise TrainingDiverged(result["error"]) from failure
     return result
+
+
+def write_metrics(output_dir: Path, result: dict[str, Any]) -> None:
+    """metrics.json, replaced atomically (a reader never sees half a file); rank 0 only."""
+    if rank_zero_only.rank != 0:
+        return
+    output_dir.mkdir(parents=True, exist_ok=True)
+    partial = output_dir / "metrics.json.tmp"
+    partial.write_text(json.dumps(result, indent=2) + "\n")
+    os.replace(partial, output_dir / "metrics.json")
 
 
 def _step_of(checkpoint: Path) -> int | str:
