@@ -29,7 +29,9 @@ class Run:
     label: str  # the configuration: the run's overrides without the seed
     seed: str
     task: str
-    status: str  # finished | diverged | unfinished
+    # finished | diverged | refused (a bad value) | running (still, or killed: metrics.json
+    # is written at the start) | unfinished (no metrics.json: never started)
+    status: str
     metrics: dict[str, float] = field(default_factory=dict)
     curves: dict[str, tuple[list[int], list[float]]] = field(default_factory=dict)
 

@@ -1,6 +1,7 @@
 """Training end to end: in process through train(cfg), and as the user types it."""
 
 import json
+import re
 import runpy
 import sys
 from pathlib import Path
@@ -11,6 +12,7 @@ from hydra import compose, initialize_config_dir
 from omegaconf import open_dict
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
+from src.checkpointing import MODEL_CONFIG_KEY
 from src.train import train
 from tests.conftest import CONF, TINY, TRAIN_SCRIPT, run_script
 
@@ -100,6 +102,7 @@ BAD_INPUTS = [
     (["heads=0"], "heads=0 is not allowed"),
     (["heads=-1"], "heads=-1 is not allowed"),
     (["scale=abc"], "scale='abc' is not allowed"),
+    (['scale="true"'], 'it is the string "true"'),
     (["scale=-1"], "scale=-1 is not allowed"),
     (["scale=0"], "scale=0 is not allowed"),
     (["task=nonsense"], "Could not find 'task/nonsense'"),
@@ -112,9 +115,28 @@ BAD_INPUTS = [
     (["model.lr=-0.001"], "model.lr=-0.001 is not allowed"),
     (["ckpt_path={missing}"], "does not exist"),
     (["ckpt_path={not_a_checkpoint}"], "is not a loadable checkpoint"),
-    (["ckpt_path={other_shape}"], "was saved by a model of a different shape"),
+    (["ckpt_path={other_shape}"], "(model.net.d_model: checkpoint 16, this config 64)"),
+    (["ckpt_path={unrecorded_shape}"], "was saved by a model of a different shape"),
     (["ckpt_path={runs_code}"], "weights_only=True (tensors and plain values only, never code)"),
     (["ckpt_path=last"], "ckpt_path=last found no checkpoints/last.ckpt"),
+    (["ckpt_path="], "ckpt_path is empty"),
+    (["ckpt_path=/etc/passwd"], "'/etc/passwd' is not a loadable checkpoint: it is not a file"),
+    (["heads=2", "ckpt_path={heads_4}"], "(heads: checkpoint 4, this config 2)"),
+    (["scale=false", "ckpt_path={heads_4}"], "(scale: checkpoint true, this config false)"),
+    (["trainer.max_steps=6", "ckpt_path={heads_4}"], "that run has nothing left to do"),
+    (["seed=-1"], "seed=-1 is not allowed: it must be an integer from 0 to 2**32 - 1"),
+    (["seed=1.5"], "seed=1.5 is not allowed"),
+    (["seed=4294967296"], "seed=4294967296 is not allowed"),
+    (["trainer.max_steps=0"], "trainer.max_steps=0 is not allowed: it must be a positive integer"),
+    (["model.warmup_steps=-1"], "model.warmup_steps=-1 is not allowed"),
+    (["model.weight_decay=-1"], "model.weight_decay=-1 is not allowed"),
+    (["model.net.layers=1000000"], "Lower model.net.layers=1000000 (or"),
+    (["task=sort", "task.length=100000"], "Lower the task's sequence length (200000 tokens"),
+    (["hydra.run.dir=/proc/forbidden"], "hydra.run.dir='/proc/forbidden' cannot be used"),
+    (["paths.log_dir=/proc/forbidden"], "(under paths.log_dir='/proc/forbidden') cannot be"),
+    (["+foo=1"], "foo=1: nothing reads this key"),
+    (["+paths.outptu_dir=x"], "paths.outptu_dir='x': nothing reads this key"),
+    (["+trainer.no_such_arg=1"], "unexpected keyword argument 'no_such_arg'"),  # Trainer's own
     (["trainer.devices=64"], "trainer.devices=64 is more than this machine has"),
     (["trainer=ddp", "data.batch_size=63"], "data.batch_size=63 cannot be split evenly over 2"),
     (["-m", "trainer.devices=64"], "trainer.devices=64 is more than this machine has"),
@@ -142,29 +164,50 @@ def checkpoint_files(tmp_path_factory) -> dict[str, Path]:
         {"state_dict": _RunsCodeWhenUnpickled(folder / "code_ran"), "global_step": 1},
         folder / "tampered.ckpt",
     )
-    run = folder / "d16"
-    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        cfg = compose("train", overrides=[*TINY, "model.net.d_model=16"])
-    with open_dict(cfg):
-        cfg.paths.output_dir = str(run)
-    train(cfg)
+    for name, overrides in (("d16", ["model.net.d_model=16"]), ("heads_4", ["heads=4"])):
+        with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+            cfg = compose("train", overrides=[*TINY, *overrides])
+        with open_dict(cfg):
+            cfg.paths.output_dir = str(folder / name)
+        train(cfg)
+    # a checkpoint from before the model config was recorded: the shapes are still checked
+    unrecorded = torch.load(folder / "d16" / "checkpoints" / "last.ckpt", weights_only=True)
+    del unrecorded[MODEL_CONFIG_KEY]
+    torch.save(unrecorded, folder / "unrecorded_d16.ckpt")
     return {
+        "unrecorded_shape": folder / "unrecorded_d16.ckpt",
         "missing": folder / "nowhere.ckpt",
         "not_a_checkpoint": folder / "notes.ckpt",
-        "other_shape": run / "checkpoints" / "last.ckpt",
+        "other_shape": folder / "d16" / "checkpoints" / "last.ckpt",
         "runs_code": folder / "tampered.ckpt",
+        "heads_4": folder / "heads_4" / "checkpoints" / "last.ckpt",  # 6 steps, default shapes
     }
 
 
 def _assert_refused_before_training(code, stderr: str, message: str, folder: Path) -> None:
+    """Refused with one paragraph naming the problem, no traceback, nothing trained; the
+    run's folder (when Hydra got as far as making one) records the refusal."""
     assert code not in (0, None)
     assert message in stderr
     assert "Traceback" not in stderr
+    if "Could not find" not in message:  # Hydra's own errors aside: one paragraph
+        error = stderr[stderr.index("error: ") :].strip()
+        assert "\n" not in error, error
+        assert not re.search(r"\b[A-Z]\w*(Error|Exception)\b", error), error
     if "Could not find 'task" in message:
         assert "Available options in 'task'" in stderr and "assoc_recall" in stderr
     if "Could not find 'hydra/launcher" in message:
         assert "joblib" in stderr and "submitit_local" in stderr  # the options, listed
-    assert not list(folder.rglob("metrics.json")) and not list(folder.rglob("*.ckpt"))
+    assert not list(folder.rglob("*.ckpt"))
+    for record in folder.rglob("metrics.json"):  # the folder a refused run leaves
+        saved = json.loads(record.read_text())
+        assert saved["status"] == "refused" and message in saved["error"]
+        assert message in (record.parent / "train.log").read_text()
+        assert sorted(p.name for p in record.parent.iterdir()) == [
+            ".hydra",
+            "metrics.json",
+            "train.log",
+        ]
 
 
 @pytest.mark.parametrize("overrides, message", BAD_INPUTS, ids=lambda v: str(v))
@@ -182,6 +225,9 @@ def test_bad_input_exits_non_zero_with_a_clear_message(
     _assert_refused_before_training(
         exit_info.value.code, capsys.readouterr().err, message, tmp_path
     )
+    hydra_made_no_folder = overrides[0] == "-m" or "Could not find" in message or "/proc" in message
+    if not hydra_made_no_folder:  # every refusal after Hydra made the folder is recorded there
+        assert list(tmp_path.rglob("metrics.json"))
     if "tampered" in overrides[0]:  # refused without running what the file holds
         assert not (Path(overrides[0].split("=", 1)[1]).parent / "code_ran").exists()
 
@@ -191,3 +237,40 @@ def test_bad_input_in_a_real_process(tmp_path):
     proc = run_script(TRAIN_SCRIPT, "heads=3", cwd=tmp_path, timeout=120)
     _assert_refused_before_training(proc.returncode, proc.stderr, BAD_INPUTS[0][1], tmp_path)
     assert proc.returncode == 2
+
+
+def test_plus_trainer_arguments_reach_lightnings_trainer(compose_cfg):
+    """`+trainer.NAME=VALUE` is not an unknown key: the Trainer reads (and checks) it."""
+    from src.train import build
+
+    parts = build(compose_cfg(*TINY, "+trainer.gradient_clip_val=0.5"))
+    assert parts["trainer"].gradient_clip_val == 0.5
+
+
+def test_train_log_holds_the_estimate_and_a_line_every_log_every_n_steps(
+    tmp_path, monkeypatch, capsys
+):
+    """Through the entry point, so Hydra writes train.log as it does for a user."""
+    overrides = [
+        *TINY,
+        "trainer.log_every_n_steps=2",
+        "trainer.enable_progress_bar=true",
+        "trainer.enable_model_summary=true",
+    ]
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "argv", [str(TRAIN_SCRIPT), *overrides, "trainer.max_steps=6"])
+    runpy.run_path(str(TRAIN_SCRIPT), run_name="__main__")
+    output = capsys.readouterr()
+    (log_file,) = (tmp_path / "logs" / "runs").glob("*/train.log")
+    lines = log_file.read_text().splitlines()
+    assert re.search(r"[\d,]+ params, ~[\d,]+ MiB for activations", lines[0])
+    steps = [
+        re.search(r"step (\d+)/6  loss [\d.]+  lr [\d.e-]+  [\d.]+ it/s", line) for line in lines
+    ]
+    assert [int(m.group(1)) for m in steps if m] == [2, 4, 6]
+    screen = output.out + output.err
+    assert "6/6" in screen and "Epoch 0/-" not in screen  # the bar counts steps
+    assert "litlogger" not in screen + log_file.read_text()
+    assert "Total params" in log_file.read_text()  # the model summary, without FLOPs
+    assert "FLOPs" not in screen + log_file.read_text()
+    assert "Total Flops" not in screen + log_file.read_text()
