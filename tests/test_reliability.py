@@ -21,8 +21,12 @@ from src.train import TrainingDiverged, train
 from tests.conftest import PYTHON, TINY, TRAIN_SCRIPT, add_callbacks, run_sweep
 
 STEPS_12 = ["trainer.max_steps=12", "trainer.val_check_interval=4"]
-# Diverges at step 14 on CPU with seed 0 (checkpoints at 4, 8, 12 come before it).
-DIVERGING = ["scale=1000", "model.lr=10", "trainer.max_steps=30", "trainer.val_check_interval=4"]
+# An oversized scale and learning rate: non-finite within a few steps. Which step depends on
+# the CPU's float rounding and thread count, so tests find it by replaying without the guard.
+# Validation (so a checkpoint) after every step, so one exists before the bad step.
+DIVERGING = ["scale=10000", "model.warmup_steps=1", "trainer.max_steps=30"]
+DIVERGING += ["trainer.val_check_interval=1"]
+HIGH_LR = "model.lr=100"
 
 
 # --- crash-safe saving -------------------------------------------------------------------
@@ -84,7 +88,8 @@ runpy.run_path({str(TRAIN_SCRIPT)!r}, run_name="__main__")
     assert child.wait(timeout=60) == -signal.SIGKILL
 
     (killed,) = (logs / "runs").iterdir()
-    assert not (killed / "metrics.json").exists()
+    # written at the start and never replaced: a killed run, not one that never started
+    assert json.loads((killed / "metrics.json").read_text()) == {"status": "running"}
     left = sorted(p.name for p in (killed / "checkpoints").iterdir())
     assert "last.ckpt.tmp" in left  # the save that was cut short
     assert load_checkpoint(killed / "checkpoints" / "last.ckpt")["global_step"] == 4
@@ -183,24 +188,66 @@ def test_unique_dir_gives_racing_processes_distinct_folders(tmp_path):
 # --- the non-finite guard ------------------------------------------------------------------
 
 
+class _FirstNonFinite(L.Callback):
+    """Records the first step whose loss or total gradient norm is NaN/inf, and stops there."""
+
+    def __init__(self) -> None:
+        self.step: int | None = None
+        self._loss: torch.Tensor | None = None
+
+    def on_before_backward(self, trainer, pl_module, loss) -> None:
+        self._loss = loss.detach()
+
+    def on_before_optimizer_step(self, trainer, pl_module, optimizer) -> None:
+        grads = [p.grad.detach().flatten() for p in pl_module.parameters() if p.grad is not None]
+        norm = torch.linalg.vector_norm(torch.cat(grads))
+        if self.step is None and not (torch.isfinite(self._loss) and torch.isfinite(norm)):
+            self.step = trainer.global_step + 1
+            trainer.should_stop = True
+
+
+def first_non_finite_step(compose_cfg, folder: Path, *overrides: str) -> int | None:
+    """Replays a run without the guard, on this machine, and returns its first bad step."""
+    from omegaconf import open_dict
+
+    cfg = compose_cfg(*overrides, "~callbacks.non_finite_guard")
+    with open_dict(cfg):
+        cfg.paths.output_dir = str(folder)
+    recorder = _FirstNonFinite()
+    import src.train as train_module
+
+    L.seed_everything(cfg.seed, workers=True, verbose=False)  # as train() does
+    parts = train_module.build(cfg)
+    parts["trainer"].callbacks.append(recorder)
+    parts["trainer"].fit(parts["model"], datamodule=parts["datamodule"])
+    return recorder.step
+
+
 def test_divergence_stops_at_the_first_bad_step_and_keeps_the_last_checkpoint(
     compose_cfg, tmp_path
 ):
-    with pytest.raises(TrainingDiverged) as info:
-        train(compose_cfg(*TINY, *DIVERGING))
-    message = str(info.value)
-    assert "training diverged at step 14" in message
-    assert "1/sqrt(d_k)" in message and "learning rate" in message  # the likely causes
-    assert "(step 12), is untouched" in message
+    first_bad = first_non_finite_step(compose_cfg, tmp_path / "replay", *TINY, *DIVERGING, HIGH_LR)
+    assert first_bad is not None and first_bad > 1, first_bad  # diverges, after a checkpoint
 
-    saved = json.loads((tmp_path / "metrics.json").read_text())
+    run = tmp_path / "run"
+    cfg = compose_cfg(*TINY, *DIVERGING, HIGH_LR)
+    cfg.paths.output_dir = str(run)
+    with pytest.raises(TrainingDiverged) as info:
+        train(cfg)
+    message = str(info.value)
+    assert f"training diverged at step {first_bad}:" in message
+    assert "1/sqrt(d_k)" in message and "learning rate" in message  # the likely causes
+    kept = first_bad - 1  # the last validation (after every step) before it
+    assert f"(step {kept}), is untouched" in message
+
+    saved = json.loads((run / "metrics.json").read_text())
     assert saved["status"] == "diverged"
-    assert (saved["step"], saved["failed_step"]) == (13, 14)
+    assert (saved["step"], saved["failed_step"]) == (first_bad - 1, first_bad)
     assert saved["error"] == message
     last = load_checkpoint(saved["last_checkpoint"])
-    assert last["global_step"] == 12
+    assert last["global_step"] == kept < first_bad  # older than the bad step
     assert all(torch.isfinite(t).all() for t in last["state_dict"].values())
-    # the guard refused step 14's update: the weights in memory are finite too
+    # the guard refused the bad step's update: the weights in memory are finite too
     assert all(math.isfinite(v) for v in saved["metrics"].values())
 
 
@@ -229,19 +276,16 @@ def test_a_sweep_goes_on_past_a_diverged_job_and_compare_lists_it(tmp_path):
     from src.compare import compare, load_runs
 
     sweep = tmp_path / "sweep"
-    proc = run_sweep(
-        sweep,
-        *TINY,
-        *DIVERGING[:1],
-        "trainer.max_steps=16",
-        "trainer.val_check_interval=4",
-        "model.lr=10,0.003",
-        cwd=tmp_path,
-    )
+    proc = run_sweep(sweep, *TINY, *DIVERGING, "model.lr=100,0.003", cwd=tmp_path)
     assert proc.returncode != 0  # the sweep reports its failure...
-    assert "training diverged at step 14" in proc.stderr
-    statuses = {r.label: r.status for r in load_runs(sweep)}  # ...after running every job
-    assert statuses == {"model.lr=10": "diverged", "model.lr=0.003": "finished"}
+    runs = load_runs(sweep)  # ...after running every job
+    assert {r.label: r.status for r in runs} == {
+        "model.lr=100": "diverged",
+        "model.lr=0.003": "finished",
+    }
+    (diverged,) = [r for r in runs if r.status == "diverged"]
+    failed_step = json.loads((diverged.path / "metrics.json").read_text())["failed_step"]
+    assert f"training diverged at step {failed_step}:" in proc.stderr
     compare(sweep)
     summary = (sweep / "summary.md").read_text()
     assert "1/2 runs finished" in summary and "(diverged: 1)" in summary
