@@ -289,3 +289,40 @@ def test_a_sweep_goes_on_past_a_diverged_job_and_compare_lists_it(tmp_path):
     compare(sweep)
     summary = (sweep / "summary.md").read_text()
     assert "1/2 runs finished" in summary and "(diverged: 1)" in summary
+
+
+# --- records of every run ------------------------------------------------------------------
+
+
+def test_compare_lists_refused_and_running_runs(tmp_path):
+    """A refused run's folder and a killed one's ("running" since its start) are listed."""
+    from src.compare import load_runs
+
+    for name, record in [
+        ("0_seed=0", {"status": "finished", "step": 6, "metrics": {"val/loss": 1.0}}),
+        ("1_seed=-1", {"status": "refused", "error": "seed=-1 is not allowed"}),
+        ("2_seed=2", {"status": "running"}),
+    ]:
+        run = tmp_path / name
+        (run / ".hydra").mkdir(parents=True)
+        (run / ".hydra" / "overrides.yaml").write_text(f"- {name.split('_', 1)[1]}\n")
+        (run / ".hydra" / "config.yaml").write_text("task:\n  _target_: src.data.tasks.Sort\n")
+        (run / "metrics.json").write_text(json.dumps(record))
+    assert [(r.seed, r.status) for r in load_runs(tmp_path)] == [
+        ("0", "finished"),
+        ("-1", "refused"),
+        ("2", "running"),
+    ]
+
+
+def test_metrics_json_says_running_while_training(compose_cfg, tmp_path, monkeypatch):
+    seen = []
+
+    class _Look(L.Callback):
+        def on_train_batch_start(self, *args) -> None:
+            seen.append(json.loads((tmp_path / "metrics.json").read_text())["status"])
+
+    add_callbacks(monkeypatch, _Look())
+    assert train(compose_cfg(*TINY))["status"] == "finished"
+    assert set(seen) == {"running"}
+    assert not list(tmp_path.glob("*.tmp"))  # written atomically, through a renamed file
