@@ -203,7 +203,7 @@ class GroupMaxSum(Task):
 
     name = "group_max_sum"
 
-    def __init__(self, D: int = 2, length: int = 16, num_values: int = 8) -> None:  # noqa: N803
+    def __init__(self, D: int = 2, length: int = 16, num_values: int = 8) -> None:
         _positive("D", D)
         _positive("length", length)
         _require(
@@ -212,7 +212,7 @@ class GroupMaxSum(Task):
             "that a group's maximum can vary.",
         )
         _require(
-            D <= length,
+            length >= D,
             f"task.D={D} is not allowed with task.length={length}: every one of the D groups "
             f"needs at least one token, so D must be at most the length ({length}).",
         )
