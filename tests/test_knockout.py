@@ -70,3 +70,26 @@ def test_knockout_losses_have_one_entry_per_head_and_match_a_masked_forward():
     assert base == pytest.approx(
         torch.nn.functional.cross_entropy(net(idx)[0].flatten(0, 1), targets.flatten()).item()
     )
+
+
+def test_every_run_ends_with_a_knockout_per_head_in_tensorboard(compose_cfg, tmp_path):
+    """HeadKnockout runs at the end of a real run: one scalar per (layer, head), a bar image
+    per layer, and a base loss equal to the run's own final val loss (same weights, same
+    val set, computed independently by Lightning's validation loop)."""
+    import json
+
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from src.train import train
+    from tests.conftest import TINY
+
+    train(compose_cfg("heads=2", "model.net.layers=2", "model.net.d_model=16", *TINY))
+    events = EventAccumulator(str(tmp_path))
+    events.Reload()
+    tags = events.Tags()
+    expected = {f"knockout/layer{layer}/head{head}" for layer in (0, 1) for head in (0, 1)}
+    assert expected <= set(tags["scalars"])
+    assert {"knockout/layer0", "knockout/layer1"} <= set(tags["images"])
+    base = events.Scalars("knockout/base_loss")[-1].value
+    final = json.loads((tmp_path / "metrics.json").read_text())["metrics"]["val/loss"]
+    assert base == pytest.approx(final, rel=1e-4)
