@@ -331,6 +331,11 @@ def plot(runs: list[Run], out_file: Path, title: str) -> None:
     plt.close(figure)
 
 
+# Knobs compare.py can plot against that are functions of a config key: the tutorial's
+# softmax temperature is T = 1/scale (scale given as a number).
+DERIVED = {"temperature": ("scale", lambda value: f"{1 / float(value):g}")}
+
+
 def choose_x(runs: list[Run], x: str | None = None) -> str:
     """The knob for the final-metric plot: `x` if given, else `heads` if it varies, else the
     first varying knob with numeric values, else the first varying knob."""
@@ -340,17 +345,34 @@ def choose_x(runs: list[Run], x: str | None = None) -> str:
             "no knob varies across these runs (only the seed, if anything), so there is "
             "nothing to compare: sweep a knob, e.g. `-m heads=1,2,4 seed=0,1,2`."
         )
+    if x in DERIVED and DERIVED[x][0] in varying:
+        base = DERIVED[x][0]
+        if all(_number(r.knobs.get(base)) for r in runs):
+            return x
+        raise CompareError(
+            f"--x {x} needs {base} to be a positive number in every run (T = 1/scale); "
+            f"found {base} = {sorted({r.knobs.get(base, '-') for r in runs})}."
+        )
     if x is not None:
         if x not in varying:
+            derived = [k for k, (base, _) in DERIVED.items() if base in varying]
             raise CompareError(
                 f"--x {x} does not vary across these runs; the knobs that do are: "
-                f"{', '.join(varying)}."
+                f"{', '.join(varying + derived)}."
             )
         return x
     if "heads" in varying:
         return "heads"
     numeric = [k for k in varying if all(_number(r.knobs.get(k)) is not None for r in runs)]
     return (numeric or varying)[0]
+
+
+def knob_value(run: Run, x: str) -> str:
+    """The run's value of knob `x`, derived knobs included."""
+    if x in DERIVED:
+        base, derive = DERIVED[x]
+        return derive(run.knobs[base])
+    return run.knobs.get(x, "-")
 
 
 def _number(value: str | None) -> float | None:
@@ -370,9 +392,10 @@ def plot_final_vs_knob(
     every seed as a dot and a min..max band.
     """
     plt = _pyplot()
-    others = [k for k in varying_knobs([r.knobs for r in runs]) if k != x]
+    hidden = (x, DERIVED[x][0]) if x in DERIVED else (x,)
+    others = [k for k in varying_knobs([r.knobs for r in runs]) if k not in hidden]
     done = [r for r in runs if r.status == "finished"]
-    xs = sorted({r.knobs.get(x, "-") for r in done}, key=_natural_key)
+    xs = sorted({knob_value(r, x) for r in done}, key=_natural_key)
     numeric = all(_number(v) is not None for v in xs)
     position = {v: (_number(v) if numeric else i) for i, v in enumerate(xs)}
     log2 = (
@@ -382,14 +405,14 @@ def plot_final_vs_knob(
     )
     lines = sorted({",".join(f"{k}={r.knobs.get(k, '-')}" for k in others) for r in done})
     colors = plt.get_cmap("tab10" if len(lines) <= 10 else "tab20")
-    figure, (ax_win, ax_exact, ax_loss) = plt.subplots(1, 3, figsize=(16, 4.8))
+    figure, (ax_win, ax_exact, ax_loss, ax_entropy) = plt.subplots(1, 4, figsize=(21, 4.8))
     groups = []
     for i, line in enumerate(lines):
         members = [
             r for r in done if ",".join(f"{k}={r.knobs.get(k, '-')}" for k in others) == line
         ]
         label = line or "all runs"
-        at = {v: [r for r in members if r.knobs.get(x, "-") == v] for v in xs}
+        at = {v: [r for r in members if knob_value(r, x) == v] for v in xs}
         at = {v: g for v, g in at.items() if g}
         groups += list(at.values())
         px = [position[v] for v in at]
@@ -428,6 +451,13 @@ def plot_final_vs_knob(
             )
             for p, v in keep:
                 ax.scatter([p] * len(v), v, color=colors(i), s=9, alpha=0.5, linewidths=0)
+        for index, style in ((0, "--"), (-1, "-")):  # entropy at step 0 and at the end
+            values = [
+                [r.curves[ENTROPY][1][index] for r in g if ENTROPY in r.curves] for g in at.values()
+            ]
+            keep = [(p, statistics.median(v)) for p, v in zip(px, values) if v]
+            if keep:
+                ax_entropy.plot(*zip(*keep), color=colors(i), marker="o", linestyle=style)
     below = "loss" in threshold_metric
     ax_win.set(
         ylabel=f"share of seeds ending at {threshold_metric} {'≤' if below else '≥'} {threshold:g}",
@@ -437,8 +467,14 @@ def plot_final_vs_knob(
     ax_exact.set(ylabel="final val exact match", ylim=(-0.03, 1.03), title="exact match")
     ax_loss.set(ylabel="final val loss", yscale="log", title="validation loss")
     _plain_ticks(ax_loss)
-    for ax in (ax_win, ax_exact, ax_loss):
-        ax.set_xlabel(x + (" (log2 axis)" if log2 else ""))
+    ax_entropy.set(
+        ylabel="normalised attention entropy",
+        ylim=(-0.03, 1.03),
+        title="attention entropy: step 0 (dashed), end (solid)",
+    )
+    for ax in (ax_win, ax_exact, ax_loss, ax_entropy):
+        name = f"{x} = 1/{DERIVED[x][0]}" if x in DERIVED else x
+        ax.set_xlabel(name + (" (log2 axis)" if log2 else ""))
         if log2:
             ax.set_xscale("log", base=2)
         ax.set_xticks(list(position.values()), xs)

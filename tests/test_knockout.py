@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from src.modules import MultiHeadAttention, TransformerLM, head_knockout_losses
+from src.modules import MultiHeadAttention, TransformerLM, head_knockout_losses, knockout_mask
 
 
 def _attention() -> tuple[MultiHeadAttention, torch.Tensor]:
@@ -53,6 +53,14 @@ def test_a_mask_of_the_wrong_shape_is_refused_with_the_allowed_shape():
     net = TransformerLM(vocab_size=9, max_seq_len=6, d_model=16, layers=2, heads=4)
     with pytest.raises(ValueError, match="one per layer"):
         net(torch.zeros(1, 6, dtype=torch.long), head_mask=torch.ones(3, 4))
+
+
+@pytest.mark.parametrize(("layer", "head"), [(2, 0), (0, 4), (-1, 0), (0, -1)])
+def test_a_knockout_index_out_of_range_names_the_allowed_range(layer, head):
+    net = TransformerLM(vocab_size=9, max_seq_len=6, d_model=16, layers=2, heads=4)
+    with pytest.raises(ValueError, match=r"layers 0\.\.1 and heads 0\.\.3"):
+        knockout_mask(net, layer, head)
+    assert knockout_mask(net, 1, 3)[1, 3] == 0 and knockout_mask(net, 1, 3).sum() == 7
 
 
 def test_knockout_losses_have_one_entry_per_head_and_match_a_masked_forward():

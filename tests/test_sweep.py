@@ -168,3 +168,23 @@ def test_compare_refuses_a_sweep_in_which_no_knob_varies(tmp_path):
 def test_wilson_interval_matches_the_published_formula(successes, n, low, high):
     got = wilson_interval(successes, n)
     assert got == pytest.approx((low, high), abs=1e-4)
+
+
+def test_temperature_is_plotted_as_one_over_scale(tmp_path):
+    """The tutorial's T = 1/scale as a knob compare.py can put on the x axis."""
+    import json
+
+    scales = ["0.0625", "0.25", "1.0", "4.0"]
+    _fake_runs(tmp_path, [f"heads: 4\nscale: {s}\nseed: 0\n{BASE}" for s in scales])
+    for i, run in enumerate(sorted(tmp_path.iterdir())):
+        metrics = {"val/loss": 0.1 * (i + 1), "val/exact_match": 1.0 - 0.2 * i}
+        (run / "metrics.json").write_text(json.dumps({"status": "finished", "metrics": metrics}))
+    runs = load_runs(tmp_path)
+    assert choose_x(runs) == "scale" and choose_x(runs, "temperature") == "temperature"
+    compare(tmp_path, x="temperature")
+    assert (tmp_path / "final_vs_temperature.png").is_file()
+    (tmp_path / "0_run" / ".hydra" / "config.yaml").write_text(
+        f"heads: 4\nscale: true\nseed: 0\n{BASE}"
+    )
+    with pytest.raises(CompareError, match="needs scale to be a positive number"):
+        choose_x(load_runs(tmp_path), "temperature")
