@@ -1,6 +1,7 @@
 """Summarise a sweep: `python scripts/compare.py logs/multiruns/<time>`.
 
-Writes loss_curves.png and summary.md into the sweep folder and prints the table.
+Writes loss_curves.png (curves over steps), final_vs_<knob>.png (final metrics against the
+swept knob) and summary.md into the sweep folder, and prints the table.
 """
 
 import argparse
@@ -22,6 +23,12 @@ def main() -> None:
         default=0.9,
         help="value to reach: at least this, or at most for a loss (default 0.9)",
     )
+    parser.add_argument(
+        "--x",
+        default=None,
+        help="the knob for the final-metric plot's x axis (default: heads if it varies, "
+        "else the first varying numeric knob)",
+    )
     args = parser.parse_args()
     if not args.sweep_dir.is_dir():
         sys.exit(
@@ -29,10 +36,11 @@ def main() -> None:
             "logs/multiruns/<time>."
         )
     try:
-        print(compare(args.sweep_dir, args.threshold_metric, args.threshold))
+        print(compare(args.sweep_dir, args.threshold_metric, args.threshold, args.x))
     except CompareError as err:
         sys.exit(f"error: {err}")
-    print(f"\nwrote {args.sweep_dir / 'loss_curves.png'} and {args.sweep_dir / 'summary.md'}")
+    written = ", ".join(p.name for p in sorted(args.sweep_dir.glob("final_vs_*.png")))
+    print(f"\nwrote loss_curves.png, {written} and summary.md into {args.sweep_dir}")
 
 
 if __name__ == "__main__":

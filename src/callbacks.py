@@ -13,6 +13,7 @@ from lightning.pytorch.utilities import grad_norm, rank_zero_only
 from src.data.tasks import Batch, Task
 from src.diagnostics import attention_scalars
 from src.modules.attention import MultiHeadAttention
+from src.modules.transformer import head_knockout_losses
 
 
 def format_samples(task: Task, batch: Batch, preds: torch.Tensor) -> list[str]:
@@ -212,3 +213,60 @@ def likely_causes(model: torch.nn.Module, lr: float, precision: str) -> str:
             "or clip gradients (trainer.gradient_clip_val=1.0)"
         )
     return "; and ".join(causes) + "."
+
+
+class HeadKnockout(L.Callback):
+    """At the end of training, the val loss with each head knocked out, one at a time.
+
+    Michel et al. 2019: zero one head's output before W_o and measure the loss. Logged as
+    `knockout/base_loss` and `knockout/layer{l}/head{h}` (the loss *rise*), plus one bar
+    chart per layer; `scripts/compare.py` summarises it. A single large rise means the heads
+    specialised; all rises near 0 means they are redundant.
+    """
+
+    @rank_zero_only
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        batches = trainer.datamodule.val_batches
+        inputs, targets, loss_mask = (torch.cat(t).to(pl_module.device) for t in zip(*batches))
+        was_training = pl_module.training
+        pl_module.eval()
+        base, losses = head_knockout_losses(pl_module.net, inputs, targets, loss_mask)
+        pl_module.train(was_training)
+        rise = losses - base  # (layers, nh)
+        scalars = {"knockout/base_loss": base}
+        for (layer, head), value in np.ndenumerate(rise.numpy()):
+            scalars[f"knockout/layer{layer}/head{head}"] = float(value)
+        for logger in trainer.loggers:
+            logger.log_metrics(scalars, step=trainer.global_step)
+            if isinstance(logger, TensorBoardLogger):
+                for layer, per_head in enumerate(rise):
+                    logger.experiment.add_image(
+                        f"knockout/layer{layer}",
+                        knockout_bar_image(per_head, base, layer),
+                        global_step=trainer.global_step,
+                        dataformats="HWC",
+                    )
+
+
+def knockout_bar_image(rise: torch.Tensor, base: float, layer: int) -> np.ndarray:
+    """(nh,) loss rises -> an (H, W, 3) uint8 bar chart, one bar per head."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    heads = rise.numel()
+    figure, ax = plt.subplots(figsize=(max(3.0, 0.35 * heads + 1.5), 2.6), dpi=100)
+    ax.bar(range(heads), rise.numpy(), color="tab:red")
+    ax.axhline(0, color="black", linewidth=0.8)
+    ax.set(
+        xlabel="head knocked out",
+        ylabel="val loss rise",
+        title=f"layer {layer}: loss with all heads {base:.3g}",
+    )
+    ax.set_xticks(range(heads), [str(h) for h in range(heads)], fontsize=7 if heads > 16 else 9)
+    figure.tight_layout()
+    figure.canvas.draw()
+    image = np.asarray(figure.canvas.buffer_rgba())[..., :3].copy()
+    plt.close(figure)
+    return image

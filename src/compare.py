@@ -8,6 +8,7 @@ TensorBoard events through TensorBoard's own reader.
 from __future__ import annotations
 
 import json
+import math
 import statistics
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,7 +17,9 @@ import yaml
 
 LOSS, EXACT = "val/loss", "val/exact_match"
 ENTROPY, SATURATED = "attn/entropy", "attn/saturated_frac"
+KNOCKOUT = "knockout/"  # HeadKnockout's loss rises, one scalar per head, at the end
 EARLY_STEPS = 100  # "early on": gradient norms are averaged over the first steps
+MATTERS = 0.1  # nats: a head "matters" when knocking it out raises the val loss by more
 
 
 class CompareError(ValueError):
@@ -34,22 +37,40 @@ class Run:
     status: str
     metrics: dict[str, float] = field(default_factory=dict)
     curves: dict[str, tuple[list[int], list[float]]] = field(default_factory=dict)
+    knobs: dict[str, str] = field(default_factory=dict)  # the run's config, flattened
 
 
-IGNORED_KEYS = ("seed", "experiment", "hydra.run.dir", "hydra.sweep.dir", "ckpt_path")
+NOT_A_KNOB = ("seed", "ckpt_path", "paths", "hydra", "compile")  # never what is compared
 
 
-def _overrides(path: Path) -> dict[str, str]:
-    """A run's overrides from Hydra's .hydra/overrides.yaml, as {key: value}."""
-    items = yaml.safe_load((path / ".hydra" / "overrides.yaml").read_text()) or []
-    return dict(item.split("=", 1) for item in items if "=" in item)
+def _flatten(config: dict, prefix: str = "") -> dict[str, str]:
+    """{dotted.key: value as the user would type it} for every leaf of a run's config."""
+    flat = {}
+    for key, value in config.items():
+        name = f"{prefix}{key}"
+        if not prefix and key in NOT_A_KNOB:
+            continue
+        if isinstance(value, dict):
+            flat.update(_flatten(value, name + "."))
+        elif isinstance(value, bool):
+            flat[name] = "true" if value else "false"
+        elif value is None:
+            flat[name] = "null"
+        else:
+            flat[name] = str(value)
+    return flat
 
 
-def _labels(overrides: list[dict[str, str]]) -> list[str]:
-    """Name each run by the overrides that vary across the sweep, seed aside."""
-    keys = {k for o in overrides for k in o if k not in IGNORED_KEYS}
-    varying = sorted(k for k in keys if len({o.get(k) for o in overrides}) > 1)
-    return [",".join(f"{k}={o.get(k, '-')}" for k in varying) or "all runs" for o in overrides]
+def varying_knobs(configs: list[dict[str, str]]) -> list[str]:
+    """The config keys whose values differ between runs, the seed aside."""
+    keys = sorted({k for c in configs for k in c})
+    return [k for k in keys if len({c.get(k, "-") for c in configs}) > 1]
+
+
+def _labels(configs: list[dict[str, str]]) -> list[str]:
+    """Name each run by the config keys that differ across the runs, seed aside."""
+    varying = varying_knobs(configs)
+    return [",".join(f"{k}={c.get(k, '-')}" for k in varying) or "all runs" for c in configs]
 
 
 def read_curves(path: Path) -> dict[str, tuple[list[int], list[float]]]:
@@ -63,7 +84,8 @@ def read_curves(path: Path) -> dict[str, tuple[list[int], list[float]]]:
     events.Reload()
     curves = {}
     for tag in events.Tags()["scalars"]:
-        if tag in (LOSS, EXACT, ENTROPY, SATURATED) or tag.endswith(("/query", "/key")):
+        wanted = tag in (LOSS, EXACT, ENTROPY, SATURATED) or tag.startswith(KNOCKOUT)
+        if wanted or tag.endswith(("/query", "/key")):
             points = events.Scalars(tag)
             # Lightning logs its own metrics at the finished batch counted from 0; ours
             # (attn/*, grad/*) at the number of optimizer steps taken. Count steps taken.
@@ -87,17 +109,18 @@ def early_qk_grad(run: Run) -> float | None:
 def load_runs(sweep_dir: Path) -> list[Run]:
     """Every run below `sweep_dir`, finished or not."""
     paths = sorted(h.parent for h in sweep_dir.rglob(".hydra") if h.is_dir())
-    overrides = [_overrides(p) for p in paths]
+    configs = [yaml.safe_load((p / ".hydra" / "config.yaml").read_text()) or {} for p in paths]
+    flat = [_flatten(c) for c in configs]
     runs = []
-    for path, label, override in zip(paths, _labels(overrides), overrides):
-        config = yaml.safe_load((path / ".hydra" / "config.yaml").read_text()) or {}
+    for path, label, config, knobs in zip(paths, _labels(flat), configs, flat):
         task = str(config.get("task", {}).get("_target_", "?")).rsplit(".", 1)[-1]
         status, metrics = "unfinished", {}
         if (path / "metrics.json").is_file():
             saved = json.loads((path / "metrics.json").read_text())
             status, metrics = saved.get("status", "finished"), saved.get("metrics", {})
         curves = read_curves(path)
-        runs.append(Run(path, label, override.get("seed", "0"), task, status, metrics, curves))
+        seed = str(config.get("seed", "0"))
+        runs.append(Run(path, label, seed, task, status, metrics, curves, knobs))
     if not runs:
         raise CompareError(
             f"no runs found in {sweep_dir}: expected run folders with a .hydra/ folder inside, "
@@ -133,29 +156,73 @@ def _mean_std(values: list[float]) -> str:
     return f"{statistics.mean(values):.3g} ± {statistics.stdev(values):.2g}"
 
 
+def _median_range(values: list[float]) -> str:
+    """Median [min, max]: a spread that one odd seed cannot hide in a standard deviation."""
+    if not values:
+        return "—"
+    if len(values) == 1:
+        return f"{values[0]:.3g}"
+    return f"{statistics.median(values):.3g} [{min(values):.2g}, {max(values):.2g}]"
+
+
+def wilson_interval(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:
+    """95% Wilson score interval for a success rate: honest at 0/n and n/n, unlike p ± 2se."""
+    if n == 0:
+        return 0.0, 1.0
+    p = successes / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
 def _finals(runs: list[Run], tag: str) -> list[float]:
     return [r.curves[tag][1][-1] for r in runs if tag in r.curves]
+
+
+def knockout_rises(run: Run) -> list[float]:
+    """The run's val-loss rise for each head knocked out (HeadKnockout), any order."""
+    return [
+        values[-1] for tag, (_, values) in run.curves.items() if tag.startswith(KNOCKOUT + "layer")
+    ]
+
+
+def succeeded(run: Run, threshold_metric: str, threshold: float) -> bool:
+    """Whether the run's final value of the metric reached the threshold."""
+    value = run.metrics.get(threshold_metric)
+    if value is None:
+        return False
+    return value <= threshold if "loss" in threshold_metric else value >= threshold
 
 
 def summarise(
     runs: list[Run], threshold_metric: str = EXACT, threshold: float = 0.9
 ) -> list[dict[str, str]]:
-    """One row per configuration."""
+    """One row per configuration: success count with its 95% interval, medians and ranges."""
     below = "loss" in threshold_metric
+    reach = f"{threshold_metric} {'≤' if below else '≥'} {threshold:g}"
     rows = []
     for label in sorted({r.label for r in runs}, key=_natural_key):
         group = [r for r in runs if r.label == label]
         done = [r for r in group if r.status == "finished"]
+        wins = sum(succeeded(r, threshold_metric, threshold) for r in done)
+        low, high = wilson_interval(wins, len(done))
         reached = [steps_to_reach(r.curves.get(threshold_metric), threshold, below) for r in done]
         hit = [s for s in reached if s is not None]
+        rises = [knockout_rises(r) for r in done]
+        rises = [r for r in rises if r]
         other = sorted({r.status for r in group if r.status != "finished"})
         rows.append(
             {
                 "configuration": label,
-                "val loss": _mean_std([r.metrics[LOSS] for r in done if LOSS in r.metrics]),
-                "exact match": _mean_std([r.metrics[EXACT] for r in done if EXACT in r.metrics]),
-                f"steps to {threshold_metric} {'≤' if below else '≥'} {threshold:g}": (
-                    f"{statistics.mean(hit):.0f} ({len(hit)}/{len(done)})"
+                f"runs ending at {reach} [95% CI]": f"{wins}/{len(done)} [{low:.2f}, {high:.2f}]",
+                "exact match, median [min, max]": _median_range(
+                    [r.metrics[EXACT] for r in done if EXACT in r.metrics]
+                ),
+                "val loss, median [min, max]": _median_range(
+                    [r.metrics[LOSS] for r in done if LOSS in r.metrics]
+                ),
+                f"steps to reach {reach}": (
+                    f"{statistics.median(hit):.0f} ({len(hit)}/{len(done)})"
                     if hit
                     else f"— (0/{len(done)})"
                 ),
@@ -163,6 +230,10 @@ def summarise(
                 "saturated rows": _mean_std(_finals(done, SATURATED)),
                 f"W_q,W_k grad, steps ≤{EARLY_STEPS}": _mean_std(
                     [g for g in map(early_qk_grad, done) if g is not None]
+                ),
+                "knock-out: largest loss rise": _median_range([max(r) for r in rises]),
+                f"heads whose knock-out costs > {MATTERS:g}": _median_range(
+                    [float(sum(x > MATTERS for x in r)) for r in rises]
                 ),
                 "seeds": f"{len(done)}/{len(group)}"
                 + (f" ({', '.join(other)}: {len(group) - len(done)})" if other else ""),
@@ -201,26 +272,52 @@ def _mean_curve(curves: list[tuple[list[int], list[float]]]):
     )
 
 
-def plot(runs: list[Run], out_file: Path, title: str) -> None:
-    """Val loss and attention entropy against step: mean over seeds, band = min..max."""
+def _pyplot():
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    return plt
+
+
+def _plain_ticks(ax, axis: str = "y") -> None:
+    """Tick labels as plain numbers (0.5, 0.001), not 6.56×10^-1, on log axes too."""
+    from matplotlib.ticker import FuncFormatter
+
+    plain = FuncFormatter(lambda value, _: f"{value:g}")
+    target = ax.yaxis if axis == "y" else ax.xaxis
+    target.set_major_formatter(plain)
+    target.set_minor_formatter(FuncFormatter(lambda value, _: ""))
+
+
+def _band_note(groups: list[list]) -> str:
+    """What the shaded band is, said only when some configuration has more than one seed."""
+    return ", band = min..max across seeds" if any(len(g) > 1 for g in groups) else ""
+
+
+def plot(runs: list[Run], out_file: Path, title: str) -> None:
+    """Val loss and attention entropy against step: mean over seeds, band = min..max."""
+    plt = _pyplot()
     figure, (ax_loss, ax_entropy) = plt.subplots(1, 2, figsize=(13, 5))
     labels = sorted({r.label for r in runs}, key=_natural_key)
     colors = plt.get_cmap("tab10" if len(labels) <= 10 else "tab20")
+    groups = []
     for i, label in enumerate(labels):
         group = [r for r in runs if r.label == label and r.status == "finished"]
+        groups.append(group)
         for ax, tag in ((ax_loss, LOSS), (ax_entropy, ENTROPY)):
             curves = [r.curves[tag] for r in group if tag in r.curves and r.curves[tag][0]]
             if not curves:
                 continue
             steps, mean, low, high = _mean_curve(curves)
-            ax.plot(steps, mean, color=colors(i), label=f"{label} (n={len(curves)})")
+            ax.plot(
+                steps, mean, color=colors(i), marker="o", markersize=3 if len(steps) > 20 else 5
+            )
+            ax.lines[-1].set_label(f"{label} (n={len(curves)})")
             ax.fill_between(steps, low, high, color=colors(i), alpha=0.2, linewidth=0)
     ax_loss.set(xlabel="step", ylabel="val loss", yscale="log", title="validation loss")
+    _plain_ticks(ax_loss)
     ax_entropy.set(
         xlabel="step",
         ylabel="normalised entropy",
@@ -230,22 +327,193 @@ def plot(runs: list[Run], out_file: Path, title: str) -> None:
     ax_loss.legend(fontsize=8)
     for ax in (ax_loss, ax_entropy):
         ax.grid(alpha=0.3)
-    figure.suptitle(f"{title}: mean over seeds, band = min..max across seeds")
+    figure.suptitle(f"{title}: mean over seeds{_band_note(groups)}")
     figure.tight_layout()
     figure.savefig(out_file, dpi=110)
     plt.close(figure)
 
 
-def compare(sweep_dir: Path, threshold_metric: str = EXACT, threshold: float = 0.9) -> str:
-    """Write loss_curves.png and summary.md into `sweep_dir`; return the table."""
+# Knobs compare.py can plot against that are functions of a config key: the tutorial's
+# softmax temperature is T = 1/scale (scale given as a number).
+DERIVED = {"temperature": ("scale", lambda value: f"{1 / float(value):g}")}
+
+
+def choose_x(runs: list[Run], x: str | None = None) -> str:
+    """The knob for the final-metric plot: `x` if given, else `heads` if it varies, else the
+    first varying knob with numeric values, else the first varying knob."""
+    varying = varying_knobs([r.knobs for r in runs])
+    if not varying:
+        raise CompareError(
+            "no knob varies across these runs (only the seed, if anything), so there is "
+            "nothing to compare: sweep a knob, e.g. `-m heads=1,2,4 seed=0,1,2`."
+        )
+    if x in DERIVED and DERIVED[x][0] in varying:
+        base = DERIVED[x][0]
+        if all(_number(r.knobs.get(base)) for r in runs):
+            return x
+        raise CompareError(
+            f"--x {x} needs {base} to be a positive number in every run (T = 1/scale); "
+            f"found {base} = {sorted({r.knobs.get(base, '-') for r in runs})}."
+        )
+    if x is not None:
+        if x not in varying:
+            derived = [k for k, (base, _) in DERIVED.items() if base in varying]
+            raise CompareError(
+                f"--x {x} does not vary across these runs; the knobs that do are: "
+                f"{', '.join(varying + derived)}."
+            )
+        return x
+    if "heads" in varying:
+        return "heads"
+    numeric = [k for k in varying if all(_number(r.knobs.get(k)) is not None for r in runs)]
+    return (numeric or varying)[0]
+
+
+def knob_value(run: Run, x: str) -> str:
+    """The run's value of knob `x`, derived knobs included."""
+    if x in DERIVED:
+        base, derive = DERIVED[x]
+        return derive(run.knobs[base])
+    return run.knobs.get(x, "-")
+
+
+def _number(value: str | None) -> float | None:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def plot_final_vs_knob(
+    runs: list[Run], x: str, out_file: Path, title: str, threshold_metric: str, threshold: float
+) -> None:
+    """Final metrics against one knob: one line per combination of the other varying knobs.
+
+    Left: the share of seeds that succeeded, with 95% Wilson intervals (what an effect is
+    claimed on). Middle and right: final exact match and val loss, median over seeds with
+    every seed as a dot and a min..max band.
+    """
+    plt = _pyplot()
+    hidden = (x, DERIVED[x][0]) if x in DERIVED else (x,)
+    others = [k for k in varying_knobs([r.knobs for r in runs]) if k not in hidden]
+    done = [r for r in runs if r.status == "finished"]
+    xs = sorted({knob_value(r, x) for r in done}, key=_natural_key)
+    numeric = all(_number(v) is not None for v in xs)
+    position = {v: (_number(v) if numeric else i) for i, v in enumerate(xs)}
+    log2 = (
+        numeric
+        and min(position.values()) > 0
+        and max(position.values()) >= 4 * min(position.values())
+    )
+    lines = sorted({",".join(f"{k}={r.knobs.get(k, '-')}" for k in others) for r in done})
+    colors = plt.get_cmap("tab10" if len(lines) <= 10 else "tab20")
+    figure, (ax_win, ax_exact, ax_loss, ax_entropy) = plt.subplots(1, 4, figsize=(21, 4.8))
+    groups = []
+    for i, line in enumerate(lines):
+        members = [
+            r for r in done if ",".join(f"{k}={r.knobs.get(k, '-')}" for k in others) == line
+        ]
+        label = line or "all runs"
+        at = {v: [r for r in members if knob_value(r, x) == v] for v in xs}
+        at = {v: g for v, g in at.items() if g}
+        groups += list(at.values())
+        px = [position[v] for v in at]
+        wins = [sum(succeeded(r, threshold_metric, threshold) for r in g) for g in at.values()]
+        sizes = [len(g) for g in at.values()]
+        rate = [w / n for w, n in zip(wins, sizes)]
+        intervals = [wilson_interval(w, n) for w, n in zip(wins, sizes)]
+        ax_win.errorbar(
+            px,
+            rate,
+            yerr=[
+                [r - lo for r, (lo, _) in zip(rate, intervals)],
+                [hi - r for r, (_, hi) in zip(rate, intervals)],
+            ],
+            color=colors(i),
+            marker="o",
+            capsize=3,
+            label=f"{label} (n={min(sizes)}..{max(sizes)})"
+            if min(sizes) != max(sizes)
+            else f"{label} (n={sizes[0]})",
+        )
+        for ax, key in ((ax_exact, EXACT), (ax_loss, LOSS)):
+            values = [[r.metrics[key] for r in g if key in r.metrics] for g in at.values()]
+            keep = [(p, v) for p, v in zip(px, values) if v]
+            if not keep:
+                continue
+            kx = [p for p, _ in keep]
+            ax.plot(kx, [statistics.median(v) for _, v in keep], color=colors(i), marker="o")
+            ax.fill_between(
+                kx,
+                [min(v) for _, v in keep],
+                [max(v) for _, v in keep],
+                color=colors(i),
+                alpha=0.15,
+                linewidth=0,
+            )
+            for p, v in keep:
+                ax.scatter([p] * len(v), v, color=colors(i), s=9, alpha=0.5, linewidths=0)
+        for index, style in ((0, "--"), (-1, "-")):  # entropy at step 0 and at the end
+            values = [
+                [r.curves[ENTROPY][1][index] for r in g if ENTROPY in r.curves] for g in at.values()
+            ]
+            keep = [(p, statistics.median(v)) for p, v in zip(px, values) if v]
+            if keep:
+                ax_entropy.plot(*zip(*keep), color=colors(i), marker="o", linestyle=style)
+    below = "loss" in threshold_metric
+    ax_win.set(
+        ylabel=f"share of seeds ending at {threshold_metric} {'≤' if below else '≥'} {threshold:g}",
+        ylim=(-0.03, 1.03),
+        title="success rate, 95% Wilson interval",
+    )
+    ax_exact.set(ylabel="final val exact match", ylim=(-0.03, 1.03), title="exact match")
+    ax_loss.set(ylabel="final val loss", yscale="log", title="validation loss")
+    _plain_ticks(ax_loss)
+    ax_entropy.set(
+        ylabel="normalised attention entropy",
+        ylim=(-0.03, 1.03),
+        title="attention entropy: step 0 (dashed), end (solid)",
+    )
+    for ax in (ax_win, ax_exact, ax_loss, ax_entropy):
+        name = f"{x} = 1/{DERIVED[x][0]}" if x in DERIVED else x
+        ax.set_xlabel(name + (" (log2 axis)" if log2 else ""))
+        if log2:
+            ax.set_xscale("log", base=2)
+        ax.set_xticks(list(position.values()), xs)
+        if log2:
+            ax.minorticks_off()
+        ax.grid(alpha=0.3)
+    ax_win.legend(fontsize=8)
+    figure.suptitle(
+        f"{title}: final values against {x}; median over seeds, dots = seeds{_band_note(groups)}"
+    )
+    figure.tight_layout()
+    figure.savefig(out_file, dpi=110)
+    plt.close(figure)
+
+
+def compare(
+    sweep_dir: Path, threshold_metric: str = EXACT, threshold: float = 0.9, x: str | None = None
+) -> str:
+    """Write loss_curves.png, final_vs_<knob>.png and summary.md into `sweep_dir`; return
+    the table."""
     runs = load_runs(sweep_dir)
+    knob = choose_x(runs, x)
     rows = summarise(runs, threshold_metric, threshold)
     table = markdown_table(rows)
     task = runs[0].task
     plot(runs, sweep_dir / "loss_curves.png", f"{task} ({len(runs)} runs)")
+    plot_final_vs_knob(
+        runs, knob, sweep_dir / f"final_vs_{knob}.png", task, threshold_metric, threshold
+    )
     finished = sum(r.status == "finished" for r in runs)
     (sweep_dir / "summary.md").write_text(
         f"# {sweep_dir.name}: {task}, {finished}/{len(runs)} runs finished\n\n"
-        f"Mean ± std over seeds of the final values; `seeds` = finished/all runs.\n\n{table}\n"
+        "Per configuration (the config keys that differ between runs, seed aside): how many "
+        f"finished runs ended at {threshold_metric} {'≤' if 'loss' in threshold_metric else '≥'} "
+        f"{threshold:g}, with a 95% Wilson interval; medians [min, max] of the final values; "
+        "mean ± std for the attention statistics; knock-out = the val-loss rise when one head "
+        "is zeroed (largest over heads, and how many heads cost more than "
+        f"{MATTERS:g} nats); `seeds` = finished/all runs.\n\n{table}\n"
     )
     return table

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from src.modules import MultiHeadAttention, TransformerLM, head_knockout_losses
+from src.modules import MultiHeadAttention, TransformerLM, head_knockout_losses, knockout_mask
 
 
 def _attention() -> tuple[MultiHeadAttention, torch.Tensor]:
@@ -55,6 +55,14 @@ def test_a_mask_of_the_wrong_shape_is_refused_with_the_allowed_shape():
         net(torch.zeros(1, 6, dtype=torch.long), head_mask=torch.ones(3, 4))
 
 
+@pytest.mark.parametrize(("layer", "head"), [(2, 0), (0, 4), (-1, 0), (0, -1)])
+def test_a_knockout_index_out_of_range_names_the_allowed_range(layer, head):
+    net = TransformerLM(vocab_size=9, max_seq_len=6, d_model=16, layers=2, heads=4)
+    with pytest.raises(ValueError, match=r"layers 0\.\.1 and heads 0\.\.3"):
+        knockout_mask(net, layer, head)
+    assert knockout_mask(net, 1, 3)[1, 3] == 0 and knockout_mask(net, 1, 3).sum() == 7
+
+
 def test_knockout_losses_have_one_entry_per_head_and_match_a_masked_forward():
     torch.manual_seed(0)
     net = TransformerLM(vocab_size=9, max_seq_len=6, d_model=16, layers=2, heads=4).eval()
@@ -70,3 +78,26 @@ def test_knockout_losses_have_one_entry_per_head_and_match_a_masked_forward():
     assert base == pytest.approx(
         torch.nn.functional.cross_entropy(net(idx)[0].flatten(0, 1), targets.flatten()).item()
     )
+
+
+def test_every_run_ends_with_a_knockout_per_head_in_tensorboard(compose_cfg, tmp_path):
+    """HeadKnockout runs at the end of a real run: one scalar per (layer, head), a bar image
+    per layer, and a base loss equal to the run's own final val loss (same weights, same
+    val set, computed independently by Lightning's validation loop)."""
+    import json
+
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from src.train import train
+    from tests.conftest import TINY
+
+    train(compose_cfg("heads=2", "model.net.layers=2", "model.net.d_model=16", *TINY))
+    events = EventAccumulator(str(tmp_path))
+    events.Reload()
+    tags = events.Tags()
+    expected = {f"knockout/layer{layer}/head{head}" for layer in (0, 1) for head in (0, 1)}
+    assert expected <= set(tags["scalars"])
+    assert {"knockout/layer0", "knockout/layer1"} <= set(tags["images"])
+    base = events.Scalars("knockout/base_loss")[-1].value
+    final = json.loads((tmp_path / "metrics.json").read_text())["metrics"]["val/loss"]
+    assert base == pytest.approx(final, rel=1e-4)

@@ -6,7 +6,7 @@ import shutil
 import matplotlib.image
 import pytest
 
-from src.compare import CompareError, compare, load_runs
+from src.compare import CompareError, choose_x, compare, load_runs, wilson_interval
 from src.config import available_cpus
 from tests.conftest import ROOT, TINY, TRAIN_SCRIPT, run_script, run_sweep
 
@@ -52,14 +52,36 @@ def test_compare_writes_a_figure_and_one_row_per_configuration(sweep_dir):
     summary = (sweep_dir / "summary.md").read_text()
     rows = [line.split("|")[1:-1] for line in summary.splitlines() if line.startswith("| heads=")]
     # labelled by what varies across the sweep only; the shared overrides are left out
+    # labelled by the config keys that differ, written as typed (true, not True)
     assert sorted(r[0].strip() for r in rows) == [
-        "heads=1,scale=False",
-        "heads=1,scale=True",
-        "heads=2,scale=False",
-        "heads=2,scale=True",
+        "heads=1,scale=false",
+        "heads=1,scale=true",
+        "heads=2,scale=false",
+        "heads=2,scale=true",
     ]
     assert all(r[-1].strip() == "1/1" for r in rows)  # seeds finished/all
+    # a success count with its 95% interval, and the knock-out summary of HeadKnockout
+    assert all(r[1].strip() in ("0/1 [0.00, 0.79]", "1/1 [0.21, 1.00]") for r in rows)
+    assert all(r[-3].strip() != "—" for r in rows)
     assert "heads=1" in proc.stdout  # the table is printed too
+    # the final-metric plot, against the knob it inferred (heads varies, so heads)
+    plot = matplotlib.image.imread(sweep_dir / "final_vs_heads.png")
+    assert plot.ndim == 3 and plot.shape[1] > plot.shape[0] > 300
+    assert "final_vs_heads.png" in proc.stdout
+
+
+@pytest.mark.slow
+def test_compare_plots_against_the_knob_named_with_x_and_refuses_one_that_does_not_vary(
+    sweep_dir, tmp_path
+):
+    copy = tmp_path / "copy"
+    shutil.copytree(sweep_dir, copy)
+    proc = run_script(COMPARE_SCRIPT, str(copy), "--x", "scale", timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert (copy / "final_vs_scale.png").is_file()
+    proc = run_script(COMPARE_SCRIPT, str(copy), "--x", "model.lr", timeout=300)
+    assert proc.returncode != 0 and "Traceback" not in proc.stderr
+    assert "--x model.lr does not vary" in proc.stderr and "heads, scale" in proc.stderr
 
 
 @pytest.mark.slow
@@ -102,3 +124,67 @@ def test_unknown_experiment_lists_the_available_ones(tmp_path):
     assert proc.returncode != 0
     assert "Could not find 'experiment/nope'" in proc.stderr
     assert "scale_vs_heads" in proc.stderr
+
+
+def _fake_runs(root, configs):
+    for i, config in enumerate(configs):
+        hydra_dir = root / f"{i}_run" / ".hydra"
+        hydra_dir.mkdir(parents=True)
+        (hydra_dir / "config.yaml").write_text(config)
+
+
+BASE = "task:\n  _target_: src.data.tasks.Sort\nmodel:\n  lr: 0.003\n  net:\n    d_model: 64\n"
+
+
+def test_rows_are_labelled_by_the_config_keys_that_differ_only(tmp_path):
+    """Single runs made with different overrides (logs/runs) are named by what differs."""
+    _fake_runs(
+        tmp_path,
+        [
+            f"heads: 2\nseed: 0\n{BASE}",
+            f"heads: 4\nseed: 1\n{BASE}".replace("lr: 0.003", "lr: 0.01"),
+            f"heads: 4\nseed: 2\n{BASE}",
+        ],
+    )
+    labels = [r.label for r in load_runs(tmp_path)]
+    assert labels == ["heads=2,model.lr=0.003", "heads=4,model.lr=0.01", "heads=4,model.lr=0.003"]
+    assert choose_x(load_runs(tmp_path)) == "heads"
+
+
+def test_compare_refuses_a_sweep_in_which_no_knob_varies(tmp_path):
+    _fake_runs(tmp_path, [f"heads: 2\nseed: {i}\n{BASE}" for i in range(3)])
+    with pytest.raises(CompareError, match="no knob varies"):
+        compare(tmp_path)
+    proc = run_script(COMPARE_SCRIPT, str(tmp_path), timeout=120)
+    assert proc.returncode != 0 and "no knob varies" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+@pytest.mark.parametrize(
+    ("successes", "n", "low", "high"),
+    # Wilson (1927) score intervals at z = 1.96, as statsmodels' proportion_confint gives them
+    [(0, 8, 0.0, 0.3244), (8, 8, 0.6756, 1.0), (4, 8, 0.2152, 0.7848), (1, 1, 0.2065, 1.0)],
+)
+def test_wilson_interval_matches_the_published_formula(successes, n, low, high):
+    got = wilson_interval(successes, n)
+    assert got == pytest.approx((low, high), abs=1e-4)
+
+
+def test_temperature_is_plotted_as_one_over_scale(tmp_path):
+    """The tutorial's T = 1/scale as a knob compare.py can put on the x axis."""
+    import json
+
+    scales = ["0.0625", "0.25", "1.0", "4.0"]
+    _fake_runs(tmp_path, [f"heads: 4\nscale: {s}\nseed: 0\n{BASE}" for s in scales])
+    for i, run in enumerate(sorted(tmp_path.iterdir())):
+        metrics = {"val/loss": 0.1 * (i + 1), "val/exact_match": 1.0 - 0.2 * i}
+        (run / "metrics.json").write_text(json.dumps({"status": "finished", "metrics": metrics}))
+    runs = load_runs(tmp_path)
+    assert choose_x(runs) == "scale" and choose_x(runs, "temperature") == "temperature"
+    compare(tmp_path, x="temperature")
+    assert (tmp_path / "final_vs_temperature.png").is_file()
+    (tmp_path / "0_run" / ".hydra" / "config.yaml").write_text(
+        f"heads: 4\nscale: true\nseed: 0\n{BASE}"
+    )
+    with pytest.raises(CompareError, match="needs scale to be a positive number"):
+        choose_x(load_runs(tmp_path), "temperature")

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from src.data.datamodule import TRAIN_STREAM, TaskDataModule, TaskStream, task_batch
-from src.data.tasks import AssociativeRecall, Copy, PairDiff, Reverse, Sort
+from src.data.tasks import AssociativeRecall, Copy, GroupMaxSum, PairDiff, Reverse, Sort
 
 TASKS = [
     Copy(length=5, num_symbols=7),
@@ -12,6 +12,9 @@ TASKS = [
     Sort(length=6, num_symbols=4),
     AssociativeRecall(num_pairs=4, num_queries=5, num_keys=6, num_values=3),
     PairDiff(length=5, num_symbols=6),
+    GroupMaxSum(D=2, length=6, num_values=5),
+    GroupMaxSum(D=3, length=7, num_values=4),
+    GroupMaxSum(D=4, length=4, num_values=3),  # D = length: one token per group
 ]
 
 
@@ -22,6 +25,14 @@ def oracle(task, sequence: list[int]) -> list[int]:
         table = dict(zip(pairs[0::2], pairs[1::2]))
         assert len(table) == task.num_pairs  # keys are distinct
         return [table[q] for q in sequence[2 * task.num_pairs + 1 :: 2]]
+    if isinstance(task, GroupMaxSum):
+        assert sequence[task.length] == task.sep
+        best = {}  # group -> largest value seen, parsed back from the rendered glyphs
+        for glyph in map(task.render, sequence[: task.length]):
+            group, value = glyph[0], int(glyph[1:])
+            best[group] = max(best.get(group, 0), value)
+        assert len(best) == task.D  # every group present
+        return [task.answer_offset + sum(best.values())]
     x, n = sequence[: task.length], task.length
     if isinstance(task, PairDiff):
         return [(x[i] - x[n - 1 - i]) % task.num_symbols for i in range(n)]
@@ -82,3 +93,14 @@ def test_validation_set_is_fixed_and_independent_of_the_training_seed():
 def test_bad_task_settings_are_refused(make, match):
     with pytest.raises(ValueError, match=match):
         make()
+
+
+def test_group_max_sum_answers_are_balanced_over_the_group_maxima():
+    """Each group's maximum is uniform, so no answer dominates: the D = 2, 8-value answer
+    distribution is the triangle of two uniform dice, not a spike at the largest sum."""
+    task = GroupMaxSum(D=2, length=32, num_values=8)
+    batch = task_batch(task, 20000, seed=0, stream=TRAIN_STREAM, step=0)
+    answers = batch.targets[batch.loss_mask] - task.answer_offset
+    share = torch.bincount(answers, minlength=15).float() / answers.numel()
+    expected = torch.tensor([min(s + 1, 15 - s) for s in range(15)]) / 64.0
+    torch.testing.assert_close(share, expected, atol=0.01, rtol=0)

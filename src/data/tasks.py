@@ -187,3 +187,64 @@ class PairDiff(_SequenceTransform):
 def _glyph(token: int) -> str:
     """Symbols as letters a, b, c, ... so they read apart from values and digits."""
     return chr(ord("a") + token) if token < 26 else f"<{token}>"
+
+
+class GroupMaxSum(Task):
+    """D-retrieval (Yu et al. 2026): D groups of tokens; the answer is the sum of each
+    group's largest value, predicted at SEP.
+
+    Tokens are (group, value) pairs, written `A3` (group A, value 3). Each of the D items
+    the answer needs is picked out by its own content rule (the largest value *within group
+    d*), so one softmax cannot put its weight on all D of them: whichever maximum has the
+    largest logit takes the weight from the others. h >= D heads can each select one group's
+    maximum; with fewer, the head count should show. Balanced: each group's maximum is
+    uniform over the values, and the group's other tokens are uniform below it.
+    """
+
+    name = "group_max_sum"
+
+    def __init__(self, D: int = 2, length: int = 16, num_values: int = 8) -> None:
+        _positive("D", D)
+        _positive("length", length)
+        _require(
+            isinstance(num_values, int) and not isinstance(num_values, bool) and num_values >= 2,
+            f"task.num_values={num_values!r} is not allowed: it must be an integer >= 2, so "
+            "that a group's maximum can vary.",
+        )
+        _require(
+            length >= D,
+            f"task.D={D} is not allowed with task.length={length}: every one of the D groups "
+            f"needs at least one token, so D must be at most the length ({length}).",
+        )
+        _require(
+            D <= 26,
+            f"task.D={D} is not allowed: groups are written with the letters A..Z, so D must "
+            "be at most 26.",
+        )
+        self.D, self.length, self.num_values = D, length, num_values
+        self.sep = D * num_values  # after the D * num_values (group, value) tokens
+        self.answer_offset = self.sep + 1  # answers 0 .. D*(num_values-1) follow SEP
+        self.vocab_size = self.answer_offset + D * (num_values - 1) + 1
+        self.seq_len = length + 1
+
+    def sample(self, batch_size: int, generator: torch.Generator) -> Batch:
+        B, T, D, V = batch_size, self.length, self.D, self.num_values
+        order = torch.rand(B, T, generator=generator).argsort(dim=1)  # a shuffle per row
+        groups = order % D  # (B, T): every group present, about T/D tokens each
+        maxima = torch.randint(V, (B, D), generator=generator)  # (B, D) uniform maxima
+        ceiling = maxima.gather(1, groups)  # (B, T) each token's group maximum
+        values = (torch.rand(B, T, generator=generator) * (ceiling + 1)).long()
+        values = torch.where(order < D, ceiling, values.clamp(max=ceiling))  # max present
+        tokens = groups * V + values  # (B, T)
+        sep = torch.full((B, 1), self.sep)
+        answer = self.answer_offset + maxima.sum(dim=1, keepdim=True)  # (B, 1)
+        sequence = torch.cat([tokens, sep, answer], dim=1)  # (B, T+2)
+        return _next_token_batch(sequence, first_answer=T + 1)
+
+    def render(self, token: int) -> str:
+        if token == self.sep:
+            return "|"
+        if token >= self.answer_offset:
+            return str(token - self.answer_offset)
+        group, value = divmod(token, self.num_values)
+        return f"{chr(ord('A') + group)}{value}"

@@ -8,7 +8,12 @@ from src.modules.attention import (
 )
 from src.modules.block import MLP, Block
 from src.modules.positional import SinusoidalPositions, make_positional
-from src.modules.transformer import TransformerLM, head_knockout_losses, masked_cross_entropy
+from src.modules.transformer import (
+    TransformerLM,
+    head_knockout_losses,
+    knockout_mask,
+    masked_cross_entropy,
+)
 
 __all__ = [
     "AttentionMaps",
@@ -19,6 +24,7 @@ __all__ = [
     "TransformerLM",
     "explicit_attention",
     "head_knockout_losses",
+    "knockout_mask",
     "make_positional",
     "masked_cross_entropy",
     "resolve_scale",

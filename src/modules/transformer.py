@@ -114,6 +114,19 @@ def masked_cross_entropy(logits: Tensor, targets: Tensor, loss_mask: Tensor) -> 
     return F.cross_entropy(logits.flatten(0, 1), targets.flatten(), ignore_index=IGNORE_INDEX)
 
 
+def knockout_mask(net: TransformerLM, layer: int, head: int) -> Tensor:
+    """A (layers, nh) head mask of ones with a 0 at (layer, head): that one head knocked out."""
+    layers, heads = len(net.blocks), net.blocks[0].attn.heads
+    if not (0 <= layer < layers and 0 <= head < heads):
+        raise ValueError(
+            f"cannot knock out layer {layer}, head {head}: this model has layers 0..{layers - 1} "
+            f"and heads 0..{heads - 1} in each."
+        )
+    mask = torch.ones(layers, heads, device=net.lm_head.weight.device)
+    mask[layer, head] = 0.0
+    return mask
+
+
 @torch.no_grad()
 def head_knockout_losses(
     net: TransformerLM, inputs: Tensor, targets: Tensor, loss_mask: Tensor
@@ -124,14 +137,11 @@ def head_knockout_losses(
     output before W_o, keep everything else, and see how much the loss rises. A large rise
     means the model relies on that head; none means the others cover for it.
     """
-    first = net.blocks[0].attn
-    mask = torch.ones(len(net.blocks), first.heads, device=inputs.device)  # (layers, nh)
+    layers, heads = len(net.blocks), net.blocks[0].attn.heads
     base = masked_cross_entropy(net(inputs)[0], targets, loss_mask).item()
-    losses = torch.empty_like(mask)
-    for layer in range(mask.size(0)):
-        for head in range(mask.size(1)):
-            mask[layer, head] = 0.0
-            logits = net(inputs, head_mask=mask)[0]
-            losses[layer, head] = masked_cross_entropy(logits, targets, loss_mask)
-            mask[layer, head] = 1.0
+    losses = torch.empty(layers, heads)
+    for layer in range(layers):
+        for head in range(heads):
+            logits = net(inputs, head_mask=knockout_mask(net, layer, head))[0]
+            losses[layer, head] = masked_cross_entropy(logits, targets, loss_mask).item()
     return base, losses
