@@ -306,7 +306,9 @@ def test_compare_lists_refused_and_running_runs(tmp_path):
         run = tmp_path / name
         (run / ".hydra").mkdir(parents=True)
         (run / ".hydra" / "overrides.yaml").write_text(f"- {name.split('_', 1)[1]}\n")
-        (run / ".hydra" / "config.yaml").write_text("task:\n  _target_: src.data.tasks.Sort\n")
+        seed = name.split("=", 1)[1]
+        config = f"seed: {seed}\ntask:\n  _target_: src.data.tasks.Sort\n"
+        (run / ".hydra" / "config.yaml").write_text(config)
         (run / "metrics.json").write_text(json.dumps(record))
     assert [(r.seed, r.status) for r in load_runs(tmp_path)] == [
         ("0", "finished"),
