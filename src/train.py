@@ -18,11 +18,13 @@ import hydra
 import lightning as L
 import torch
 from hydra.errors import InstantiationException
+from lightning.pytorch.loggers import TensorBoardLogger
 from omegaconf import DictConfig
 
 from src.callbacks import NonFiniteError
 from src.checkpointing import CheckpointError, check_fits, load_checkpoint
 from src.config import ConfigError, check_devices, find_last_checkpoint
+from src.tensorboard_views import hparams_summaries, scale_word
 
 __all__ = ["ConfigError", "TrainingDiverged", "build", "train"]
 
@@ -31,7 +33,7 @@ warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)")
 # A resumed run writes into its own new folder by design, never into the one it resumes.
 warnings.filterwarnings("ignore", message=r"The dirpath has changed from")
 
-FINAL_METRICS = ("val/loss", "val/acc", "val/exact_match", "train/loss")
+FINAL_METRICS = ("val/loss", "val/acc", "val/exact_match", "val/gen_exact_match", "train/loss")
 log = logging.getLogger(__name__)
 
 
@@ -123,16 +125,20 @@ def resolve_checkpoint(cfg: DictConfig, model: L.LightningModule) -> str | None:
 
 
 def hparams_for_tensorboard(cfg: DictConfig, task_name: str) -> dict[str, Any]:
-    """The knobs worth a column in TensorBoard's hparams tab."""
+    """The knobs worth a column in TensorBoard's hparams tab.
+
+    `scale` is the word typed (true/false/0.25), not TensorBoard's 1.0/0.0 for a bool;
+    `head_dim` is the head size in use, d_model/heads when the config leaves it null.
+    """
     net = cfg.model.net
     return {
         "heads": cfg.heads,
-        "scale": cfg.scale,
+        "scale": scale_word(cfg.scale),
         "seed": cfg.seed,
         "task": task_name,
         "d_model": net.d_model,
         "layers": net.layers,
-        "head_dim": net.head_dim,
+        "head_dim": net.head_dim if net.head_dim is not None else net.d_model // net.heads,
         "positional": net.positional,
         "lr": cfg.model.lr,
         "batch_size": cfg.data.batch_size,
@@ -182,11 +188,13 @@ def train(cfg: DictConfig, threads: int | None = None) -> dict[str, Any]:
         result["error"] = f"{failure} The run stopped before that update; {kept}."
         result["last_checkpoint"] = str(last) if last.is_file() else None
     if trainer.is_global_zero:
-        for logger in trainer.loggers:  # the hparams tab, with the real final metrics
-            logger.log_hyperparams(
-                hparams_for_tensorboard(cfg, parts["task"].name),
-                metrics={"hp/" + k.replace("/", "_"): v for k, v in final.items()},
-            )
+        hparams = hparams_for_tensorboard(cfg, parts["task"].name)
+        for logger in trainer.loggers:  # the hparams tab; its metrics are the val/* curves' ends
+            if isinstance(logger, TensorBoardLogger):
+                for summary in hparams_summaries(hparams, result["status"]):
+                    logger.experiment._get_file_writer().add_summary(summary)
+            else:
+                logger.log_hyperparams(hparams, metrics={"hp/" + k: v for k, v in final.items()})
             logger.finalize("success" if failure is None else "failed")
         output_dir.mkdir(parents=True, exist_ok=True)
         (output_dir / "metrics.json").write_text(json.dumps(result, indent=2) + "\n")
