@@ -190,7 +190,8 @@ def heatmap_image(
     for i, token in enumerate(tokens):
         draw.text((g.left - 4 - 6 * len(token), g.top + i * g.cell + g.cell // 2 - 6), token, black)
     draw.text((g.bar_left + 13, g.top - 2), "1", fill=black)
-    draw.text((g.bar_left + 13, g.top + g.panel - 10), "0", fill=black)
+    draw.text((g.bar_left + 13, g.top + g.panel // 2 - 6), "0.5", fill=black)
+    draw.text((g.bar_left + 13, g.top + g.panel - 12), "0", fill=black)
     return np.asarray(image)
 
 
