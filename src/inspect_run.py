@@ -325,8 +325,7 @@ def plot_layer(
     heads, T, _ = weights.shape
     fig = Figure(figsize=(1.2 + 3.4 * heads, 4.0), layout="constrained")
     axes = fig.subplots(1, heads, squeeze=False)[0]
-    cmap = colormaps["viridis"].copy()
-    cmap.set_bad("0.85")
+    cmap = colormaps["viridis"].with_extremes(bad="0.85")  # the masked region: grey
     for head, ax in enumerate(axes):
         data = np.ma.masked_where(~visible.numpy(), weights[head].numpy())  # (T, T)
         image = ax.imshow(data, cmap=cmap, vmin=0.0, vmax=1.0)

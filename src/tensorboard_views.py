@@ -22,11 +22,18 @@ LAYOUT_STATS = ("entropy", "saturated_frac", "logit_std")
 CURVES = {
     "loss": ["train/loss", "val/loss"],
     "exact match": ["train/exact_match", "val/exact_match", "val/gen_exact_match"],
-    "accuracy": ["train/acc", "val/acc"],
+    "accuracy": ["train/acc", "val/acc", "val/gen_acc"],
 }
 # Ticked by default in the HPARAMS tab (TensorBoard shows five columns, `differs` first).
 DEFAULT_COLUMNS = ("heads", "scale", "head_dim", "seed", "task")
-HPARAM_METRICS = ("val/loss", "val/acc", "val/exact_match", "val/gen_exact_match", "train/loss")
+HPARAM_METRICS = (
+    "val/loss",
+    "val/acc",
+    "val/exact_match",
+    "val/gen_acc",
+    "val/gen_exact_match",
+    "train/loss",
+)
 
 
 def custom_scalars_layout(layers: int) -> dict[str, dict[str, list]]:

@@ -33,7 +33,14 @@ warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)")
 # A resumed run writes into its own new folder by design, never into the one it resumes.
 warnings.filterwarnings("ignore", message=r"The dirpath has changed from")
 
-FINAL_METRICS = ("val/loss", "val/acc", "val/exact_match", "val/gen_exact_match", "train/loss")
+FINAL_METRICS = (
+    "val/loss",
+    "val/acc",
+    "val/exact_match",
+    "val/gen_acc",
+    "val/gen_exact_match",
+    "train/loss",
+)
 log = logging.getLogger(__name__)
 
 

@@ -88,7 +88,14 @@ def test_tensorboard_serves_what_the_readme_says(compose_cfg, tmp_path):
         runs = board.get("/data/runs")
         assert runs == ["runs/my_run"]  # the run is named after its folder
         scalars = board.get("/data/plugin/scalars/tags")["runs/my_run"]
-        for tag in ["train/loss", "val/loss", "train/lr", "val/exact_match", "val/gen_exact_match"]:
+        for tag in [
+            "train/loss",
+            "val/loss",
+            "train/lr",
+            "val/exact_match",
+            "val/gen_exact_match",
+            "val/gen_acc",
+        ]:
             assert tag in scalars
         for layer in range(2):  # default model: 2 layers; heads=2
             for head in range(2):
@@ -112,6 +119,7 @@ def test_tensorboard_serves_what_the_readme_says(compose_cfg, tmp_path):
             "val/loss",
             "val/acc",
             "val/exact_match",
+            "val/gen_acc",
             "val/gen_exact_match",
             "train/loss",
         ]
