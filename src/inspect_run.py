@@ -271,15 +271,19 @@ def answer_lines(task: Task, batch: Batch, generated: Tensor, known: bool) -> li
 
 
 def attention_lines(
-    task: Task, sequence: Tensor, mask: Tensor, maps: list, top_k: int
+    task: Task, sequence: Tensor, mask: Tensor, maps: list, top_k: int, expected: Tensor
 ) -> list[str]:
-    """Per answer token: each head's `top_k` keys (glyph@position weight), one line a layer."""
-    tokens = [task.render(t) for t in sequence.tolist()]  # the example's inputs, (T,)
+    """Per generated answer token: each head's `top_k` keys (glyph@position weight) at the
+    query that predicted it, one line a layer. `sequence` (T+1,) holds the generated answers,
+    `expected` (T,) the task's next tokens."""
+    tokens = [task.render(t) for t in sequence.tolist()]
     lines = []
     for t in mask.nonzero().flatten().tolist():
-        answer = task.render(int(sequence[t + 1])) if t + 1 < len(sequence) else "?"
+        answer, right = tokens[t + 1], task.render(int(expected[t]))
+        verdict = "" if answer == right else f", WRONG: expected {right!r}"
         lines.append(
-            f"  answer {answer!r} at position {t + 1}, predicted by query {t} ({tokens[t]!r}):"
+            f"  answer {answer!r} at position {t + 1}{verdict}, predicted by query {t} "
+            f"({tokens[t]!r}):"
         )
         for layer, layer_maps in enumerate(maps):
             heads = []
@@ -388,7 +392,7 @@ def inspect_model(cfg: DictConfig) -> str:
             f"Attention, example {i + 1} (top {top_k} keys per head: glyph@position weight):"
         )
         full = torch.cat([inputs, sequence[-1:]])
-        lines += attention_lines(task, full, batch.loss_mask[i], maps, top_k)
+        lines += attention_lines(task, full, batch.loss_mask[i], maps, top_k, targets[i])
         for layer, layer_maps in enumerate(maps):
             figure = plot_layer(
                 layer_maps.weights[0],
