@@ -112,10 +112,15 @@ def _probe_model(cfg: DictConfig) -> torch.nn.Module:
     return _instantiate(cfg.model, "model", net=net)
 
 
+def saved_config(run_dir: Path) -> tuple[DictConfig, Task]:
+    """The run's own config and task, from its .hydra/config.yaml."""
+    saved = OmegaConf.load(run_dir / ".hydra" / "config.yaml")
+    return saved, _instantiate(saved.task, "task")
+
+
 def load(run_dir: Path, checkpoint: Path) -> Loaded:
     """The run's model, rebuilt from its saved config, with the checkpoint's weights."""
-    saved = OmegaConf.load(run_dir / ".hydra" / "config.yaml")
-    task = _instantiate(saved.task, "task")
+    saved, task = saved_config(run_dir)
     model = _probe_model(saved)
     try:
         state = load_checkpoint(checkpoint)  # weights_only=True
@@ -222,22 +227,23 @@ def prompt_batch(task: Task, sequence: Tensor) -> tuple[Batch, bool]:
     return batch, all(token is not None for token in expected)
 
 
-def examples(cfg: DictConfig, loaded: Loaded) -> tuple[Batch, bool]:
-    """The examples asked for: the typed prompt, or the first `random` of the val set."""
+def examples(cfg: DictConfig, task: Task, data: DictConfig) -> tuple[Batch, bool]:
+    """The examples asked for: the typed prompt, or the first `random` of the run's val set
+    (`data`: the run's data config)."""
     prompt, count = cfg.get("prompt"), cfg.get("random")
     if prompt is not None and count:
         raise ConfigError(
             f"prompt={prompt!r} and random={count} both choose examples. Allowed: one of them."
         )
     if prompt is not None:
-        return prompt_batch(loaded.task, parse_prompt(loaded.task, prompt))
-    size = loaded.val.val_size
+        return prompt_batch(task, parse_prompt(task, prompt))
+    size = data.val_size
     if isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= size:
         raise ConfigError(
             f'random={count!r} is not allowed: give prompt="..." in the task\'s glyphs, or '
             f"random=N with N from 1 to {size} (the run's val set)."
         )
-    val = task_batch(loaded.task, size, loaded.val.val_seed, VAL_STREAM, 0)  # the run's val set
+    val = task_batch(task, size, data.val_seed, VAL_STREAM, 0)  # the run's val set
     return Batch(*(t[:count] for t in val)), True
 
 
@@ -252,7 +258,9 @@ def answer_lines(task: Task, batch: Batch, generated: Tensor, known: bool) -> li
     """Prompt, expected and generated answer per example; `^` under each wrong token."""
     lines = []
     for i, (inputs, targets, mask, gen) in enumerate(zip(*batch, generated)):
-        prompt = " ".join(task.render(t) for t in inputs[: int(mask.nonzero()[0]) + 1].tolist())
+        sequence = torch.cat([inputs, targets[-1:]]).tolist()  # (T+1,)
+        answer_at = set((mask.nonzero().flatten() + 1).tolist())
+        prompt = " ".join("_" if p in answer_at else task.render(t) for p, t in enumerate(sequence))
         expected = [task.render(t) for t in targets[mask].tolist()]
         produced = [task.render(t) for t in gen[mask].tolist()]
         widths = [max(len(a), len(b)) for a, b in zip(expected, produced)]
@@ -356,15 +364,16 @@ def inspect_model(cfg: DictConfig) -> str:
     if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1:
         raise ConfigError(f"top_k={top_k!r} is not allowed: it must be a positive integer.")
     run_dir, checkpoint = locate(cfg)
-    loaded = load(run_dir, checkpoint)
-    batch, known = examples(cfg, loaded)
+    saved, task = saved_config(run_dir)
+    batch, known = examples(cfg, task, saved.data)  # refused here, before the weights load
     out = Path(cfg.paths.output_dir)
     if out.resolve() == run_dir.resolve() or run_dir.resolve() in out.resolve().parents:
         raise ConfigError(
             f"hydra.run.dir={out} is inside the inspected run {run_dir}, which is never "
             "written to. Allowed: any other folder (the default is logs/inspect/...)."
         )
-    net, task = loaded.net, loaded.task
+    loaded = load(run_dir, checkpoint)
+    net = loaded.net
     generated = greedy_generate(net, *batch)  # (B, T)
     targets = batch.targets if known else generated  # score the model's own answers otherwise
     lines = [
