@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 import lightning as L
 import numpy as np
@@ -11,9 +12,10 @@ from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.utilities import grad_norm, rank_zero_only
 
 from src.data.tasks import Batch, Task
-from src.diagnostics import attention_scalars
+from src.diagnostics import attention_scalars, visible_keys
 from src.modules.attention import MultiHeadAttention
 from src.modules.transformer import head_knockout_losses
+from src.tensorboard_views import custom_scalars_layout
 
 
 def format_samples(task: Task, batch: Batch, preds: torch.Tensor) -> list[str]:
@@ -76,6 +78,10 @@ class AttentionDiagnostics(L.Callback):
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         batch = trainer.datamodule.val_batches[0]
         self.probe = Batch(*(t[: self.probe_examples].to(pl_module.device) for t in batch))
+        for logger in trainer.loggers:  # the custom-scalars layout (src/tensorboard_views.py)
+            if isinstance(logger, TensorBoardLogger) and trainer.is_global_zero:
+                layout = custom_scalars_layout(len(pl_module.net.blocks))
+                logger.experiment.add_custom_scalars(layout)
         self._log_attention(trainer, pl_module, images=True)
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
@@ -107,34 +113,87 @@ class AttentionDiagnostics(L.Callback):
         for logger in trainer.loggers:
             logger.log_metrics(scalars, step=trainer.global_step)
             if images and isinstance(logger, TensorBoardLogger):
+                task = trainer.datamodule.task
+                tokens = [task.render(t) for t in self.probe.inputs[0].tolist()]
+                visible = visible_keys(len(tokens), causal)
                 for layer, layer_maps in enumerate(maps):
                     logger.experiment.add_image(
                         f"attention/layer{layer}",
-                        heatmap_image(layer_maps.weights[0].cpu()),
+                        heatmap_image(layer_maps.weights[0].cpu(), tokens, visible),
                         global_step=trainer.global_step,
                         dataformats="HWC",
                     )
                 if trainer.global_step == 0:  # what the rows and columns are
-                    task = trainer.datamodule.task
-                    tokens = " ".join(task.render(t) for t in self.probe.inputs[0].tolist())
-                    logger.experiment.add_text("attention/probe_tokens", tokens, 0)
+                    logger.experiment.add_text("attention/probe_tokens", " ".join(tokens), 0)
 
 
-def heatmap_image(weights: torch.Tensor, gap: int = 6) -> np.ndarray:
+MASKED_GREY = 0.82  # cells a query may not see (the causal mask), drawn apart from weight 0
+
+
+class HeatmapGeometry(NamedTuple):
+    """Where `heatmap_image` puts things, in pixels: panel h spans columns
+    left + h*(panel+gap) .. +panel and rows top .. top+panel; cell c of it is `cell` wide."""
+
+    cell: int
+    panel: int
+    gap: int
+    left: int
+    top: int
+    bar_left: int
+    width: int
+    height: int
+
+
+def heatmap_geometry(heads: int, T: int, tokens: list[str], gap: int = 10) -> HeatmapGeometry:
+    cell = max(12, 256 // T)  # at least the width of a label glyph
+    panel = T * cell
+    left = 8 + 6 * max(len(t) for t in tokens)  # room for the row labels
+    top = 30  # a head title and the column labels
+    bar_left = left + heads * (panel + gap)
+    return HeatmapGeometry(cell, panel, gap, left, top, bar_left, bar_left + 40, top + panel + 6)
+
+
+def heatmap_image(
+    weights: torch.Tensor, tokens: list[str] | None = None, visible: torch.Tensor | None = None
+) -> np.ndarray:
     """(nh, T, T) weights in [0, 1] -> an (H, W, 3) uint8 image, heads side by side.
 
-    Each weight becomes a square of pixels (about 256 pixels a head, at least 4 a cell), so
-    the maps read without zooming; no plotting library in the loop, so it costs milliseconds.
+    Readable without zooming: each panel titled `head h`, the tokens along both axes (rows:
+    queries, columns: keys), the cells a query may not see (`visible` False) grey, and a
+    colour bar from 0 to 1. Colour-mapped with numpy and labelled with Pillow's built-in font
+    (a few milliseconds), because it runs during training; inspect.py draws with matplotlib.
     """
     from matplotlib import colormaps
+    from PIL import Image, ImageDraw
 
     heads, T, _ = weights.shape
-    cell = max(4, 256 // T)
-    big = weights.repeat_interleave(cell, dim=1).repeat_interleave(cell, dim=2)  # (nh, H, W)
-    coloured = colormaps["viridis"](big.clamp(0, 1).numpy())[..., :3]  # (nh, H, W, 3)
-    blank = np.ones((T * cell, gap, 3))
-    panels = [part for head in coloured for part in (head, blank)][:-1]
-    return (np.concatenate(panels, axis=1) * 255).astype(np.uint8)
+    tokens = tokens if tokens is not None else [str(i) for i in range(T)]
+    g = heatmap_geometry(heads, T, tokens)
+    coloured = colormaps["viridis"](weights.clamp(0, 1).numpy())[..., :3]  # (nh, T, T, 3)
+    if visible is not None:
+        coloured[:, ~visible.cpu().numpy()] = MASKED_GREY
+    big = coloured.repeat(g.cell, axis=1).repeat(g.cell, axis=2)  # (nh, panel, panel, 3)
+    canvas = np.ones((g.height, g.width, 3))
+    for head in range(heads):
+        x = g.left + head * (g.panel + g.gap)
+        canvas[g.top : g.top + g.panel, x : x + g.panel] = big[head]
+    bar = colormaps["viridis"](np.linspace(1, 0, g.panel))[:, None, :3]  # (panel, 1, 3): 1 on top
+    canvas[g.top : g.top + g.panel, g.bar_left : g.bar_left + 10] = bar
+    image = Image.fromarray((canvas * 255).astype(np.uint8))
+    draw = ImageDraw.Draw(image)
+    black = (0, 0, 0)
+    for head in range(heads):
+        x = g.left + head * (g.panel + g.gap)
+        draw.text((x, 2), f"head {head}  (rows: query, columns: key)"[: g.panel // 6], fill=black)
+        for i, token in enumerate(tokens):
+            centre = i * g.cell + g.cell // 2 - 3 * len(token)
+            draw.text((x + centre, 16), token, fill=black)  # keys, above the columns
+    for i, token in enumerate(tokens):
+        draw.text((g.left - 4 - 6 * len(token), g.top + i * g.cell + g.cell // 2 - 6), token, black)
+    draw.text((g.bar_left + 13, g.top - 2), "1", fill=black)
+    draw.text((g.bar_left + 13, g.top + g.panel // 2 - 6), "0.5", fill=black)
+    draw.text((g.bar_left + 13, g.top + g.panel - 12), "0", fill=black)
+    return np.asarray(image)
 
 
 class NonFiniteError(RuntimeError):

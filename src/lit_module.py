@@ -10,6 +10,7 @@ from torch import Tensor, nn
 from torchmetrics.classification import MulticlassAccuracy, MulticlassExactMatch
 
 from src.data.tasks import Batch
+from src.modules.generation import greedy_generate
 from src.modules.transformer import IGNORE_INDEX, masked_cross_entropy
 
 
@@ -45,6 +46,8 @@ class AttentionLM(L.LightningModule):
         self.val_acc = MulticlassAccuracy(average="micro", **metric_args)
         self.train_exact = MulticlassExactMatch(**metric_args)
         self.val_exact = MulticlassExactMatch(**metric_args)
+        self.val_gen_acc = MulticlassAccuracy(average="micro", **metric_args)  # free-running
+        self.val_gen_exact = MulticlassExactMatch(**metric_args)
         self._rng_to_restore: dict | None = None  # set by on_load_checkpoint
 
     def forward(self, inputs: Tensor) -> Tensor:
@@ -93,6 +96,12 @@ class AttentionLM(L.LightningModule):
         self.log("val/loss", loss, prog_bar=True, batch_size=size, sync_dist=sync)
         self.log("val/acc", self.val_acc, batch_size=size)
         self.log("val/exact_match", self.val_exact, prog_bar=True, batch_size=size)
+        # Free-running: each answer token generated from the model's own earlier answers.
+        generated = greedy_generate(self.net, batch.inputs, batch.targets, batch.loss_mask)
+        self.val_gen_acc.update(generated, targets)  # (B, T); unscored positions ignored
+        self.val_gen_exact.update(generated, targets)
+        self.log("val/gen_acc", self.val_gen_acc, batch_size=size)
+        self.log("val/gen_exact_match", self.val_gen_exact, batch_size=size)
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         # Lightning's checkpoint holds weights, optimizer, scheduler and loop state; the

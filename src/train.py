@@ -19,6 +19,7 @@ import hydra
 import lightning as L
 import torch
 from hydra.errors import InstantiationException
+from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.utilities.rank_zero import rank_zero_only
 from omegaconf import DictConfig
 
@@ -47,6 +48,7 @@ from src.progress import (
     file_log,
     silence_litlogger_advert,
 )
+from src.tensorboard_views import hparams_summaries, scale_word
 
 __all__ = ["ConfigError", "TrainingDiverged", "build", "train"]
 
@@ -56,7 +58,14 @@ warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)")
 warnings.filterwarnings("ignore", message=r"The dirpath has changed from")
 silence_litlogger_advert()
 
-FINAL_METRICS = ("val/loss", "val/acc", "val/exact_match", "train/loss")
+FINAL_METRICS = (
+    "val/loss",
+    "val/acc",
+    "val/exact_match",
+    "val/gen_acc",
+    "val/gen_exact_match",
+    "train/loss",
+)
 log = logging.getLogger(__name__)
 
 
@@ -165,16 +174,20 @@ def resolve_checkpoint(cfg: DictConfig, model: L.LightningModule) -> str | None:
 
 
 def hparams_for_tensorboard(cfg: DictConfig, task_name: str) -> dict[str, Any]:
-    """The knobs worth a column in TensorBoard's hparams tab."""
+    """The knobs worth a column in TensorBoard's hparams tab.
+
+    `scale` is the word typed (true/false/0.25), not TensorBoard's 1.0/0.0 for a bool;
+    `head_dim` is the head size in use, d_model/heads when the config leaves it null.
+    """
     net = cfg.model.net
     return {
         "heads": cfg.heads,
-        "scale": cfg.scale,
+        "scale": scale_word(cfg.scale),
         "seed": cfg.seed,
         "task": task_name,
         "d_model": net.d_model,
         "layers": net.layers,
-        "head_dim": net.head_dim,
+        "head_dim": net.head_dim if net.head_dim is not None else net.d_model // net.heads,
         "positional": net.positional,
         "lr": cfg.model.lr,
         "batch_size": cfg.data.batch_size,
@@ -231,11 +244,13 @@ def train(cfg: DictConfig, threads: int | None = None) -> dict[str, Any]:
         result["error"] = f"{failure} The run stopped before that update; {kept}."
         result["last_checkpoint"] = str(last) if last.is_file() else None
     if trainer.is_global_zero:
-        for logger in trainer.loggers:  # the hparams tab, with the real final metrics
-            logger.log_hyperparams(
-                hparams_for_tensorboard(cfg, parts["task"].name),
-                metrics={"hp/" + k.replace("/", "_"): v for k, v in final.items()},
-            )
+        hparams = hparams_for_tensorboard(cfg, parts["task"].name)
+        for logger in trainer.loggers:  # the hparams tab; its metrics are the val/* curves' ends
+            if isinstance(logger, TensorBoardLogger):
+                for summary in hparams_summaries(hparams, result["status"]):
+                    logger.experiment._get_file_writer().add_summary(summary)
+            else:
+                logger.log_hyperparams(hparams, metrics={"hp/" + k: v for k, v in final.items()})
             logger.finalize("success" if failure is None else "failed")
         write_metrics(output_dir, result)
         log.info("%s after %.1f s: %s", result["status"], time.perf_counter() - started, output_dir)

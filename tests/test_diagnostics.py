@@ -129,13 +129,26 @@ def test_logged_query_key_gradient_norms_equal_the_parameters_own():
     assert "attn/layer1/head1/entropy" in recorder.logged[0]  # maps at the start, too
 
 
-def test_heatmap_image_puts_heads_side_by_side_at_a_readable_size():
-    from src.callbacks import heatmap_image
+def test_heatmap_image_puts_labelled_heads_side_by_side_with_the_mask_and_a_colour_bar():
+    from src.callbacks import MASKED_GREY, heatmap_geometry, heatmap_image
+    from src.diagnostics import visible_keys
 
     weights = torch.zeros(3, 16, 16)
     weights[:, :, 0] = 1.0  # everything on the first key
-    image = heatmap_image(weights)
-    assert image.dtype == np.uint8 and image.shape == (256, 3 * 256 + 2 * 6, 3)
-    hot, cold = image[100, 5], image[100, 100]  # first-key column vs elsewhere, head 0
-    assert hot.tolist() != cold.tolist()
-    assert image[0, 256:262].tolist() == [[255, 255, 255]] * 6  # the gap between heads
+    tokens = list("abcdefgh|abcdefg")
+    image = heatmap_image(weights, tokens, visible_keys(16, causal=True))
+    g = heatmap_geometry(3, 16, tokens)
+    assert image.dtype == np.uint8 and image.shape == (g.height, g.width, 3)
+    assert g.cell * 16 == g.panel >= 192  # readable without zooming
+    grey = round(MASKED_GREY * 255)
+    for head in range(3):
+        x, y = g.left + head * (g.panel + g.gap), g.top
+        hot = image[y + 5 * g.cell + 2, x + 2]  # row 5, key 0
+        cold = image[y + 5 * g.cell + 2, x + 3 * g.cell + 2]  # row 5, key 3
+        masked = image[y + 2, x + 5 * g.cell + 2]  # row 0 may not see key 5
+        assert hot.tolist() != cold.tolist() and masked.tolist() == [grey] * 3
+        title = image[2:14, x : x + 40]  # "head h" above the panel: dark text on white
+        assert (title < 128).any()
+    assert (image[g.top :, : g.left - 2] < 128).any()  # the row tokens, left of the panels
+    bar = image[g.top + 1 : g.top + g.panel - 1, g.bar_left + 4]  # the colour bar: 1 on top
+    assert bar[0].tolist() != bar[-1].tolist()

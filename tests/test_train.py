@@ -38,7 +38,14 @@ def test_train_writes_metrics_events_and_checkpoints(compose_cfg, tmp_path):
     saved = json.loads((tmp_path / "metrics.json").read_text())
     assert saved == result
     assert saved["status"] == "finished" and saved["step"] == 6
-    assert set(saved["metrics"]) == {"val/loss", "val/acc", "val/exact_match", "train/loss"}
+    assert set(saved["metrics"]) == {
+        "val/loss",
+        "val/acc",
+        "val/exact_match",
+        "val/gen_acc",
+        "val/gen_exact_match",
+        "train/loss",
+    }
 
     scalars = read_events(tmp_path).Tags()["scalars"]
     assert set(SCALARS) <= set(scalars)
@@ -56,12 +63,20 @@ def test_hparams_tab_has_the_knobs_and_final_metrics(compose_cfg, tmp_path):
 
     train(compose_cfg("heads=2", "scale=false", *TINY))
     events = read_events(tmp_path)
-    assert "hp/val_loss" in events.Tags()["scalars"]
+    assert not [t for t in events.Tags()["scalars"] if t.startswith("hp")]  # no one-point charts
     content = events.SummaryMetadata("_hparams_/session_start_info").plugin_data.content
     start = plugin_data_pb2.HParamsPluginData.FromString(content).session_start_info
     assert start.hparams["heads"].number_value == 2
-    assert start.hparams["scale"].bool_value is False
+    assert start.hparams["scale"].string_value == "false"  # as typed, not 0.0
+    assert start.hparams["head_dim"].number_value == 32  # d_model / heads, not "None"
     assert start.hparams["task"].string_value == "sort"
+    content = events.SummaryMetadata("_hparams_/experiment").plugin_data.content
+    experiment = plugin_data_pb2.HParamsPluginData.FromString(content).experiment
+    assert [m.name.tag for m in experiment.metric_infos][:3] == [
+        "val/loss",
+        "val/acc",
+        "val/exact_match",
+    ]
 
 
 @pytest.mark.slow

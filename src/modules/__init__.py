@@ -7,6 +7,7 @@ from src.modules.attention import (
     resolve_scale,
 )
 from src.modules.block import MLP, Block
+from src.modules.generation import exact_matches, greedy_generate
 from src.modules.positional import SinusoidalPositions, make_positional
 from src.modules.transformer import (
     TransformerLM,
@@ -22,7 +23,9 @@ __all__ = [
     "MultiHeadAttention",
     "SinusoidalPositions",
     "TransformerLM",
+    "exact_matches",
     "explicit_attention",
+    "greedy_generate",
     "head_knockout_losses",
     "knockout_mask",
     "make_positional",

@@ -1,0 +1,104 @@
+"""What TensorBoard shows first: a custom-scalars layout and an hparams tab with chosen columns.
+
+The SCALARS tab groups tags by prefix, so it opens on dozens of `attn/...` charts, one per
+head and statistic. The custom-scalars layout (TensorBoard's own `custom_scalars` plugin)
+puts the curves together instead: loss and exact match side by side, and per layer one
+chart per statistic with every head in it. The hparams summaries are written here rather
+than through Lightning's `log_hyperparams` so that (1) the metric columns point at the real
+`val/*` curves (no one-point `hp/*` charts), (2) `scale` keeps the word the user typed, and
+(3) the default columns are chosen (TensorBoard ticks the first five, `differs` first).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from tensorboard.compat.proto.summary_pb2 import Summary, SummaryMetadata
+from tensorboard.plugins.hparams import api_pb2, metadata, plugin_data_pb2
+
+# The attention statistics charted per layer (src/diagnostics.py names them).
+LAYOUT_STATS = ("entropy", "saturated_frac", "logit_std")
+CURVES = {
+    "loss": ["train/loss", "val/loss"],
+    "exact match": ["train/exact_match", "val/exact_match", "val/gen_exact_match"],
+    "accuracy": ["train/acc", "val/acc", "val/gen_acc"],
+}
+# Ticked by default in the HPARAMS tab (TensorBoard shows five columns, `differs` first).
+DEFAULT_COLUMNS = ("heads", "scale", "head_dim", "seed", "task")
+HPARAM_METRICS = (
+    "val/loss",
+    "val/acc",
+    "val/exact_match",
+    "val/gen_acc",
+    "val/gen_exact_match",
+    "train/loss",
+)
+
+
+def custom_scalars_layout(layers: int) -> dict[str, dict[str, list]]:
+    """{category: {chart: ["Multiline", [tag regexes]]}}, as `add_custom_scalars` takes it."""
+    layout: dict[str, dict[str, list]] = {
+        "loss and exact match": {title: ["Multiline", tags] for title, tags in CURVES.items()}
+    }
+    for layer in range(layers):
+        layout[f"attention layer {layer}"] = {
+            f"layer {layer} {stat} (every head)": [
+                "Multiline",
+                [rf"attn/layer{layer}/head\d+/{stat}"],
+            ]
+            for stat in LAYOUT_STATS
+        }
+    return layout
+
+
+def scale_word(scale: bool | float | int | str) -> str:
+    """`scale` as typed: true, false, or the number (0.25), never 1.0/0.0 for a bool."""
+    if isinstance(scale, bool):
+        return "true" if scale else "false"
+    return f"{scale:g}" if isinstance(scale, (int, float)) else str(scale)
+
+
+def _summary(tag: str, data: plugin_data_pb2.HParamsPluginData) -> Summary:
+    data.version = metadata.PLUGIN_DATA_VERSION
+    plugin = SummaryMetadata.PluginData(
+        plugin_name=metadata.PLUGIN_NAME, content=data.SerializeToString()
+    )
+    return Summary(value=[Summary.Value(tag=tag, metadata=SummaryMetadata(plugin_data=plugin))])
+
+
+def hparams_summaries(hparams: dict[str, Any], status: str) -> list[Summary]:
+    """The experiment, session-start and session-end summaries for one run.
+
+    Values must be str, bool or numbers. The experiment lists the metrics by their real tags,
+    so the tab reads each one's last value from the run's own curve.
+    """
+    infos, start = [], plugin_data_pb2.SessionStartInfo(start_time_secs=time.time())
+    for name, value in hparams.items():
+        if isinstance(value, bool):
+            start.hparams[name].bool_value, kind = value, "DATA_TYPE_BOOL"
+        elif isinstance(value, (int, float)):
+            start.hparams[name].number_value, kind = value, "DATA_TYPE_FLOAT64"
+        else:
+            start.hparams[name].string_value, kind = str(value), "DATA_TYPE_STRING"
+        infos.append(
+            api_pb2.HParamInfo(
+                name=name, type=api_pb2.DataType.Value(kind), differs=name in DEFAULT_COLUMNS
+            )
+        )
+    metrics = [api_pb2.MetricInfo(name=api_pb2.MetricName(tag=tag)) for tag in HPARAM_METRICS]
+    experiment = api_pb2.Experiment(hparam_infos=infos, metric_infos=metrics)
+    end = plugin_data_pb2.SessionEndInfo(
+        status=api_pb2.Status.Value("STATUS_SUCCESS" if status == "finished" else "STATUS_FAILURE"),
+        end_time_secs=time.time(),
+    )
+    return [
+        _summary(metadata.EXPERIMENT_TAG, plugin_data_pb2.HParamsPluginData(experiment=experiment)),
+        _summary(
+            metadata.SESSION_START_INFO_TAG,
+            plugin_data_pb2.HParamsPluginData(session_start_info=start),
+        ),
+        _summary(
+            metadata.SESSION_END_INFO_TAG, plugin_data_pb2.HParamsPluginData(session_end_info=end)
+        ),
+    ]
