@@ -7,6 +7,7 @@ import hashlib
 import math
 import os
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,7 +29,7 @@ NOT_PART_OF_THE_RUN = ("ckpt_path", "paths")
 # outside these (and outside the instantiated groups, whose constructors refuse unknown
 # arguments themselves) would be ignored silently, so it is refused as a typo.
 TOP_LEVEL_KEYS = (
-    "heads", "scale", "seed", "ckpt_path", "compile",
+    "heads", "scale", "seed", "ckpt_path", "compile", "threads",
     "task", "data", "model", "trainer", "logger", "callbacks", "paths", "hydra",
 )  # fmt: skip
 PATHS_KEYS = ("log_dir", "output_dir")
@@ -71,6 +72,13 @@ def check_values(cfg: DictConfig) -> None:
             f'scale={scale!r} is not allowed: it is the string "{scale}" (quoted), not the '
             "boolean true or false or a number. Use scale=true (multiply q.k by 1/sqrt(d_k)), "
             "scale=false (no scaling) or a positive number (that factor), without quotes."
+        )
+    threads = cfg.get("threads")
+    if threads is not None and not (_is_int(threads) and threads >= 1):
+        raise ConfigError(
+            f"threads={threads!r} is not allowed: it must be a positive integer (that many torch "
+            "CPU threads) or null (the thread policy: all of this process's cores, waiting "
+            "threads sleep; a sweep job gets its share)."
         )
     max_steps = cfg.trainer.get("max_steps")
     if not (_is_int(max_steps) and max_steps >= 1):
@@ -292,6 +300,42 @@ def threads_per_job(launcher: DictConfig | None, cpus: int) -> int | None:
         parallel = n_jobs if n_jobs > 0 else max(1, cpus + 1 + n_jobs)
         return max(1, cpus // parallel)
     return None
+
+
+@dataclass(frozen=True)
+class ThreadPolicy:
+    """How many torch CPU threads a run uses, and OpenMP's wait policy; see thread_policy."""
+
+    threads: int | None  # torch.set_num_threads(threads); None: leave torch's setting
+    wait_policy: str | None  # OMP_WAIT_POLICY to set before torch loads; None: leave it
+    why: str  # for train.log
+
+
+def thread_policy(
+    requested: object, job_share: int | None, cpus: int, environ: Mapping[str, str]
+) -> ThreadPolicy:
+    """The one place that decides CPU threads (the lead's benchmark may retune it here).
+
+    Why: with torch's default threads, one other CPU-bound process (a browser tab, a second
+    run) made training ~10x slower (issue 12). OpenMP's worker threads busy-wait between
+    parallel regions; when a core is taken, a spinning thread holds the time slice the one
+    doing the work needs. `OMP_WAIT_POLICY=PASSIVE` makes waiting threads sleep instead, so
+    all available cores can be used and a busy machine still makes progress. OpenMP reads it
+    once, when torch loads, so scripts/train.py applies it before importing torch.
+
+    Order: an explicit `threads=N` wins; then a sweep job's share of the cores
+    (threads_per_job); then an `OMP_NUM_THREADS` the user exported (torch already follows
+    it); else all `cpus`. A `requested` value check_values refuses counts as null here (the
+    run is refused before any work). An `OMP_WAIT_POLICY` already exported is left alone.
+    """
+    wait = None if "OMP_WAIT_POLICY" in environ else "PASSIVE"
+    if _is_int(requested) and requested >= 1:
+        return ThreadPolicy(requested, wait, "threads=" + str(requested))
+    if job_share is not None:
+        return ThreadPolicy(job_share, wait, "this job's share of the CPU cores")
+    if environ.get("OMP_NUM_THREADS"):
+        return ThreadPolicy(None, wait, f"OMP_NUM_THREADS={environ['OMP_NUM_THREADS']}")
+    return ThreadPolicy(cpus, wait, f"the policy: all {cpus} available cores")
 
 
 class SweepChecks(Callback):

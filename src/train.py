@@ -34,12 +34,14 @@ from src.checkpointing import (
 )
 from src.config import (
     ConfigError,
+    available_cpus,
     check_devices,
     check_memory,
     check_values,
     estimate_memory,
     find_last_checkpoint,
     model_config,
+    thread_policy,
 )
 from src.progress import (
     ProgressLog,
@@ -199,17 +201,24 @@ def train(cfg: DictConfig, threads: int | None = None) -> dict[str, Any]:
     """Train one model as `cfg` says; returns what it writes to `metrics.json`.
 
     metrics.json holds only what the config and seed determine, so two runs of the same
-    config give the same file (the wall time goes to the log instead). `threads` caps
-    torch's CPU threads, for jobs that share the machine with others.
+    config give the same file (the wall time goes to the log instead). `threads` is this
+    job's share of the CPU cores when sweep jobs run side by side; the config's `threads`
+    wins over it, and src.config.thread_policy decides the rest.
     """
     started = time.perf_counter()
     output_dir = Path(cfg.paths.output_dir)
     write_metrics(output_dir, {"status": "running"})  # a killed run is told from one never run
     try:
         check_values(cfg)  # before the seed is used
-        if threads is not None:
-            torch.set_num_threads(threads)
-            log.info("torch threads: %d (this job's share of the CPU cores)", threads)
+        policy = thread_policy(cfg.get("threads"), threads, available_cpus(), os.environ)
+        if policy.threads is not None:
+            torch.set_num_threads(policy.threads)
+        log.info(
+            "torch threads: %d (%s); OMP_WAIT_POLICY=%s",
+            torch.get_num_threads(),
+            policy.why,
+            os.environ.get("OMP_WAIT_POLICY", "unset"),
+        )
         L.seed_everything(cfg.seed, workers=True, verbose=False)
         parts = build(cfg)
     except ConfigError as err:

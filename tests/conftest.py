@@ -27,10 +27,21 @@ TINY = [
 ]
 
 
-def run_script(script: Path, *args: str, cwd: Path | None = None, timeout: int = 300):
+def run_script(
+    script: Path,
+    *args: str,
+    cwd: Path | None = None,
+    timeout: int = 300,
+    env: dict[str, str] | None = None,
+):
     """Run one of scripts/ as a user would, in a fresh interpreter; output captured as text."""
     return subprocess.run(
-        [PYTHON, str(script), *args], cwd=cwd, capture_output=True, text=True, timeout=timeout
+        [PYTHON, str(script), *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
     )
 
 

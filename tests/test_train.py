@@ -153,6 +153,9 @@ BAD_INPUTS = [
     (["task=sort", "task.length=100000"], "Lower the task's sequence length (200000 tokens"),
     (["hydra.run.dir=/proc/forbidden"], "hydra.run.dir='/proc/forbidden' cannot be used"),
     (["paths.log_dir=/proc/forbidden"], "(under paths.log_dir='/proc/forbidden') cannot be"),
+    (["threads=0"], "threads=0 is not allowed: it must be a positive integer"),
+    (["threads=abc"], "threads='abc' is not allowed"),
+    (["threads=1.5"], "threads=1.5 is not allowed"),
     (["+foo=1"], "foo=1: nothing reads this key"),
     (["+paths.outptu_dir=x"], "paths.outptu_dir='x': nothing reads this key"),
     (["+trainer.no_such_arg=1"], "unexpected keyword argument 'no_such_arg'"),  # Trainer's own
@@ -282,7 +285,8 @@ def test_train_log_holds_the_estimate_and_a_line_every_log_every_n_steps(
     output = capsys.readouterr()
     (log_file,) = (tmp_path / "logs" / "runs").glob("*/train.log")
     lines = log_file.read_text().splitlines()
-    assert re.search(r"[\d,]+ params, ~[\d,]+ MiB for activations", lines[0])
+    assert re.search(r"torch threads: \d+ \(.+\); OMP_WAIT_POLICY=", lines[0])
+    assert re.search(r"[\d,]+ params, ~[\d,]+ MiB for activations", lines[1])
     steps = [
         re.search(r"step (\d+)/6  loss [\d.]+  lr [\d.e-]+  [\d.]+ it/s", line) for line in lines
     ]

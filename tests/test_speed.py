@@ -1,0 +1,128 @@
+"""Issue 12: bytecode at install, the CPU thread policy and the `threads=` knob."""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import pytest
+import tomllib
+from conftest import ROOT, TINY, TRAIN_SCRIPT, add_callbacks, run_script
+
+from src.config import ThreadPolicy, available_cpus, thread_policy
+
+
+def test_uv_compiles_bytecode_at_install():
+    """uv reads `[tool.uv] compile-bytecode` (as `uv sync --compile-bytecode`); .ci/run checks
+    that its own sync left lightning's .pyc files (no second environment in a test)."""
+    settings = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["uv"]
+    assert settings["compile-bytecode"] is True
+    ci = (ROOT / ".ci" / "run").read_text()
+    sync = ci.index("sync --locked")
+    check = ci.index("site-packages/lightning/*' -name '*.pyc'")
+    assert sync < check < ci.index("pytest")
+
+
+ALL, SHARE = "the policy: all 8 available cores", "this job's share of the CPU cores"
+
+
+@pytest.mark.parametrize(
+    "requested, share, environ, expected",
+    [
+        (None, None, {}, ThreadPolicy(8, "PASSIVE", ALL)),
+        (3, None, {}, ThreadPolicy(3, "PASSIVE", "threads=3")),
+        (3, 1, {"OMP_NUM_THREADS": "2"}, ThreadPolicy(3, "PASSIVE", "threads=3")),  # knob wins
+        (None, 2, {}, ThreadPolicy(2, "PASSIVE", SHARE)),
+        (None, 2, {"OMP_NUM_THREADS": "1"}, ThreadPolicy(2, "PASSIVE", SHARE)),
+        (None, None, {"OMP_NUM_THREADS": "1"}, ThreadPolicy(None, "PASSIVE", "OMP_NUM_THREADS=1")),
+        (None, None, {"OMP_WAIT_POLICY": "ACTIVE"}, ThreadPolicy(8, None, ALL)),  # user's own
+        ("abc", None, {}, ThreadPolicy(8, "PASSIVE", ALL)),  # check_values refuses it first
+        (True, None, {}, ThreadPolicy(8, "PASSIVE", ALL)),
+    ],
+)
+def test_thread_policy_decisions(requested, share, environ, expected):
+    assert thread_policy(requested, share, 8, environ) == expected
+
+
+class _ThreadsSeen:
+    """A callback recording torch's intra-op thread count during training."""
+
+    def __init__(self):
+        import lightning as L
+
+        seen = self.seen = []
+
+        class _Callback(L.Callback):
+            def on_train_batch_end(self, *args, **kwargs):
+                import torch
+
+                seen.append(torch.get_num_threads())
+
+        self.callback = _Callback()
+
+
+@pytest.fixture
+def restore_torch_threads():
+    import torch
+
+    before = torch.get_num_threads()
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.mark.parametrize(
+    "overrides, share, omp, expected",
+    [
+        (["threads=1"], None, None, 1),
+        (["threads=2"], 1, "1", 2),  # the knob wins over the job share and the environment
+        ([], 1, None, 1),  # a sweep job's share
+        ([], None, None, "cpus"),  # the policy: all available cores
+    ],
+)
+def test_threads_a_run_uses_follow_the_knob_and_the_policy(
+    compose_cfg, monkeypatch, restore_torch_threads, overrides, share, omp, expected
+):
+    import torch
+
+    from src.train import train
+
+    if omp is None:
+        monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    else:
+        monkeypatch.setenv("OMP_NUM_THREADS", omp)
+    torch.set_num_threads(3)  # something neither the knob nor the policy would choose
+    probe = _ThreadsSeen()
+    add_callbacks(monkeypatch, probe.callback)
+    train(compose_cfg(*TINY, "trainer.max_steps=2", *overrides), threads=share)
+    want = available_cpus() if expected == "cpus" else expected
+    assert probe.seen and set(probe.seen) == {want}
+
+
+def test_an_exported_omp_num_threads_is_left_to_torch(
+    compose_cfg, monkeypatch, restore_torch_threads
+):
+    import torch
+
+    from src.train import train
+
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    torch.set_num_threads(1)  # what torch does with it when it loads
+    probe = _ThreadsSeen()
+    add_callbacks(monkeypatch, probe.callback)
+    train(compose_cfg(*TINY, "trainer.max_steps=2"))
+    assert set(probe.seen) == {1}
+
+
+@pytest.mark.slow
+def test_the_script_sets_the_wait_policy_before_torch_loads(tmp_path: Path):
+    """In a fresh process: OMP_WAIT_POLICY is in the environment torch loads with, and the
+    threads in use head train.log."""
+    env = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "OMP_NUM_THREADS")}
+    proc = run_script(
+        TRAIN_SCRIPT, *TINY, "trainer.max_steps=2", "threads=1", cwd=tmp_path, env=env
+    )
+    assert proc.returncode == 0, proc.stderr
+    (log_file,) = tmp_path.glob("logs/runs/*/train.log")
+    first = log_file.read_text().splitlines()[0]
+    assert re.search(r"torch threads: 1 \(threads=1\); OMP_WAIT_POLICY=PASSIVE$", first), first
