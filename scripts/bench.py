@@ -18,7 +18,6 @@ import argparse
 import json
 import os
 import platform
-import resource
 import statistics
 import subprocess
 import sys
@@ -26,8 +25,27 @@ import tempfile
 import time
 from pathlib import Path
 
+from omegaconf import open_dict
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from src.benchmarking import (  # noqa: E402  (after the path, so `src` is this checkout)
+    alternate,
+    busy_process,
+    child_env,
+    flops_per_token,
+    format_row,
+    median,
+    mfu,
+    peak_tflops_for,
+    ratio,
+    run_timed,
+)
+from src.config import available_cpus, thread_policy  # noqa: E402
+
+EXIT_BAD_INPUT = 2
+TRAIN = str(ROOT / "scripts" / "train.py")
 
 SHAPES = {  # name -> overrides of the real configs
     "default": [],
@@ -51,8 +69,6 @@ def compose(overrides: list[str]):
 
 
 def build_parts(overrides: list[str], output_dir: str):
-    from omegaconf import open_dict
-
     from src.train import build
 
     cfg = compose(overrides)
@@ -77,10 +93,13 @@ class StepTimer:
         self.callback = _Callback()
 
 
-def lightning_seconds_per_step(overrides, steps, warmup, callback: str | None) -> float:
+def lightning_seconds_per_step(
+    overrides, steps, warmup, callback: str | None, compile_model: bool = False
+) -> float:
     """Steady-state seconds per step of the real Trainer, as a default run configures it,
     with one of the default config's callbacks (by class name) or none."""
     import lightning as L
+    import torch
 
     with tempfile.TemporaryDirectory() as out:
         cfg, parts = build_parts(overrides + [f"trainer.max_steps={steps + warmup}"], out)
@@ -89,8 +108,9 @@ def lightning_seconds_per_step(overrides, steps, warmup, callback: str | None) -
         if callback:
             callbacks += [c for c in parts["trainer"].callbacks if type(c).__name__ == callback]
         trainer = L.Trainer(
-            accelerator="cpu",
+            accelerator=cfg.trainer.accelerator,
             devices=1,
+            precision=cfg.trainer.precision,
             max_steps=steps + warmup,
             logger=parts["trainer"].logger,
             callbacks=callbacks,
@@ -101,12 +121,16 @@ def lightning_seconds_per_step(overrides, steps, warmup, callback: str | None) -
             num_sanity_val_steps=0,
             log_every_n_steps=cfg.trainer.log_every_n_steps,
         )
-        trainer.fit(parts["model"], datamodule=parts["datamodule"])
+        model = torch.compile(parts["model"]) if compile_model else parts["model"]
+        trainer.fit(model, datamodule=parts["datamodule"])
     return (timer.ends[-1] - timer.ends[warmup - 1]) / steps
 
 
-def plain_seconds_per_step(overrides, steps, warmup, compile_model=False) -> tuple[float, float]:
-    """The same model, batches, AdamW and schedule in a hand-written loop.
+def plain_seconds_per_step(
+    overrides, steps, warmup, compile_model=False, device: str = "cpu"
+) -> tuple[float, float]:
+    """The same model, batches, AdamW and schedule in a hand-written loop (bf16 autocast
+    when the config's precision is bf16-mixed, as Lightning's).
 
     Returns (seconds per steady step, seconds for the first step)."""
     import torch
@@ -118,7 +142,8 @@ def plain_seconds_per_step(overrides, steps, warmup, compile_model=False) -> tup
     with tempfile.TemporaryDirectory() as out:
         cfg, parts = build_parts(overrides, out)
     module, task = parts["model"], parts["task"]
-    net = module.net
+    net = module.net.to(device)
+    bf16 = str(cfg.trainer.precision).startswith("bf16")
     total = steps + warmup
     optimizer, scheduler = adamw_with_schedule(net, total, **module.hparams)
     model = torch.compile(net) if compile_model else net
@@ -127,8 +152,11 @@ def plain_seconds_per_step(overrides, steps, warmup, compile_model=False) -> tup
     start = time.perf_counter()
     for _ in range(total):
         batch = next(stream)
-        logits, _ = model(batch.inputs)
-        loss = masked_cross_entropy(logits, batch.targets, batch.loss_mask)
+        with torch.autocast(device, dtype=torch.bfloat16, enabled=bf16):
+            logits, _ = model(batch.inputs.to(device))
+        loss = masked_cross_entropy(
+            logits.float(), batch.targets.to(device), batch.loss_mask.to(device)
+        )
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -220,9 +248,22 @@ def data_share(overrides, step_seconds: float) -> dict:
     }
 
 
-def startup(quick: bool) -> list[dict]:
-    """Process start to first optimizer step, and where it goes (a fresh interpreter)."""
-    probe = r"""
+def _bytecode_present() -> bool:
+    """Whether lightning's modules have .pyc files next to them (a `uv sync` with
+    compile-bytecode, or a run without PYTHONDONTWRITEBYTECODE, leaves them)."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("lightning")
+    origin = spec.origin if spec else None
+    return bool(origin) and Path(importlib.util.cache_from_source(origin)).is_file()
+
+
+def _bytecode_label() -> str:
+    present = "present" if _bytecode_present() else "ABSENT"
+    return f".pyc {present}, PYTHONDONTWRITEBYTECODE=1"
+
+
+STARTUP_PROBE = r"""
 import time, sys, json
 t0 = float(sys.argv[1]); marks = {"interpreter up": time.time() - t0}
 import torch; marks["import torch"] = time.time() - t0
@@ -236,68 +277,326 @@ parts["trainer"].fit(parts["model"], datamodule=parts["datamodule"])
 marks["first optimizer step done"] = time.time() - t0
 print(json.dumps(marks))
 """
+
+
+def startup(repeats: int) -> list[dict]:
+    """Process start to first optimizer step, and where it goes (fresh interpreters, as a
+    user's, CI's and every sweep job's: PYTHONDONTWRITEBYTECODE=1, so no .pyc is written
+    on the way and only those the install compiled count)."""
+    env = child_env(os.environ, PYTHONDONTWRITEBYTECODE="1")
     results = []
-    for _ in range(1 if quick else 3):
+    for _ in range(repeats):
         with tempfile.TemporaryDirectory() as out:
-            t0 = time.time()
-            proc = subprocess.run(
-                [sys.executable, "-c", probe, repr(t0), str(ROOT), out],
-                capture_output=True,
-                text=True,
-                check=True,
+            proc = run_timed(
+                [sys.executable, "-c", STARTUP_PROBE, repr(time.time()), str(ROOT), out], env
             )
+        _check(proc, "the start-up probe")
         results.append(json.loads(proc.stdout.strip().splitlines()[-1]))
-    peak_mib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    label = _bytecode_label()
     rows, previous = [], 0.0
     for mark in results[0]:
-        at = statistics.median(r[mark] for r in results)
+        at = median([r[mark] for r in results])
+        last = mark == "first optimizer step done"
         rows.append(
             {
-                "what": f"start-up: {mark}",
+                "what": f"start-up: {mark}" + (f" ({label})" if last else ""),
                 "value": at,
-                "goal": "",
-                "detail": f"+{at - previous:.2f} s",
+                "goal": "<= 4 s" if last else "",
+                "detail": f"+{at - previous:.2f} s, median of {repeats}",
             }
         )
         previous = at
-    if quick:
+    return rows
+
+
+def default_run(repeats: int) -> list[dict]:
+    """`python scripts/train.py` as a user types it (1000 steps, no progress bar), from
+    command to exit, in fresh processes; and the peak RSS of the median run."""
+    env = child_env(os.environ, PYTHONDONTWRITEBYTECODE="1")
+    runs = []
+    for _ in range(repeats):
+        with tempfile.TemporaryDirectory() as out:
+            proc = run_timed(
+                [
+                    sys.executable,
+                    TRAIN,
+                    "trainer.enable_progress_bar=false",
+                    f"hydra.run.dir={out}",
+                ],
+                env,
+            )
+        _check(proc, "the default run")
+        runs.append(proc)
+    runs.sort(key=lambda r: r.wall_s)
+    mid = runs[len(runs) // 2]
+    return [
+        {
+            "what": f"default run, command to exit (s) ({_bytecode_label()})",
+            "value": mid.wall_s,
+            "goal": "<= 20 s",
+            "detail": f"python scripts/train.py, median of {repeats}",
+        },
+        {
+            "what": "default run: peak RSS (MiB)",
+            "value": mid.peak_rss_mib,
+            "goal": "report",
+            "detail": "the median run's own peak",
+        },
+    ]
+
+
+def quick_exit_rows(repeats: int) -> list[dict]:
+    """`--help` and a config error answer before torch loads."""
+    rows = []
+    for what, args, code in [
+        ("`scripts/train.py --help`", ["--help"], 0),
+        ("a config error (`task=nonsense`)", ["task=nonsense"], 1),
+    ]:
+        walls = []
+        for _ in range(repeats):
+            with tempfile.TemporaryDirectory() as out:
+                proc = run_timed([sys.executable, TRAIN, *args], cwd=out)
+            if (proc.returncode == 0) != (code == 0):
+                _check(proc, what)
+            walls.append(proc.wall_s)
         rows.append(
             {
-                "what": "start-up probe: peak RSS (MiB)",
-                "value": peak_mib,
-                "goal": "",
-                "detail": "1 step; the full run reports the default run's",
+                "what": f"{what}: wall time (s)",
+                "value": median(walls),
+                "goal": "<= 1 s",
+                "detail": f"median of {repeats}",
             }
         )
     return rows
 
 
-def default_run(steps: int) -> list[dict]:
-    """The real script in a subprocess: wall time and peak resident memory."""
-    with tempfile.TemporaryDirectory() as out:
-        start = time.perf_counter()
-        subprocess.run(
-            [
-                sys.executable,
-                str(ROOT / "scripts" / "train.py"),
-                f"trainer.max_steps={steps}",
-                "trainer.enable_progress_bar=false",
-                f"hydra.run.dir={out}",
-            ],
-            capture_output=True,
-            check=True,
-        )
-        wall = time.perf_counter() - start
-    peak_mib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-    return [
-        {
-            "what": f"default run, {steps} steps: wall time (s)",
-            "value": wall,
-            "goal": "",
-            "detail": "python scripts/train.py, process start to exit",
-        },
-        {"what": "default run: peak RSS (MiB)", "value": peak_mib, "goal": "", "detail": ""},
+THREADS_PROBE = r"""
+import json, sys
+threads = json.loads(sys.argv[1])
+import torch
+if threads:
+    torch.set_num_threads(threads)
+sys.path.insert(0, sys.argv[2]); import scripts.bench as b
+seconds = b.lightning_seconds_per_step(["~callbacks"], int(sys.argv[3]), int(sys.argv[4]), None)
+print(json.dumps({"it_s": 1 / seconds, "threads": torch.get_num_threads()}))
+"""
+
+
+def _its_in_fresh_process(arm: str, steps: int, warmup: int, loaded: bool) -> float:
+    """Default-shape training it/s in a fresh process whose thread settings are set before
+    torch loads: `old` = torch's defaults, `policy` = src.config.thread_policy."""
+    env = child_env(os.environ)
+    threads = None
+    if arm == "policy":
+        policy = thread_policy(None, None, available_cpus(), env)
+        threads = policy.threads
+        if policy.wait_policy:
+            env["OMP_WAIT_POLICY"] = policy.wait_policy
+    cmd = [
+        sys.executable,
+        "-c",
+        THREADS_PROBE,
+        json.dumps(threads),
+        str(ROOT),
+        str(steps),
+        str(warmup),
     ]
+    if loaded:
+        with busy_process(max_seconds=900):
+            proc = run_timed(cmd, env)
+    else:
+        proc = run_timed(cmd, env)
+    _check(proc, f"the {arm} threads probe")
+    return json.loads(proc.stdout.strip().splitlines()[-1])["it_s"]
+
+
+def thread_rows(quick: bool, repeats: int) -> list[dict]:
+    """Idle and under one competing busy process, torch's default threads against the
+    thread policy; every figure from its own fresh process, arms alternated."""
+    steps, warmup = (40, 5) if quick else (200, 20)
+    arms = {
+        f"{arm} {load}": (
+            lambda arm=arm, load=load: _its_in_fresh_process(arm, steps, warmup, load == "loaded")
+        )
+        for arm in ("old", "policy")
+        for load in ("idle", "loaded")
+    }
+    its = {name: median(v) for name, v in alternate(arms, repeats).items()}
+    names = {"old": "torch default threads", "policy": "thread policy"}
+    rows = [
+        {
+            "what": f"train it/s, default shape, {load}, {names[arm]}",
+            "value": its[f"{arm} {load}"],
+            "goal": "",
+            "detail": f"{steps} steps, median of {repeats}"
+            + (", one busy process beside it" if load == "loaded" else ""),
+        }
+        for arm in ("old", "policy")
+        for load in ("idle", "loaded")
+    ]
+    for arm in ("old", "policy"):
+        rows.append(
+            {
+                "what": f"it/s under one busy process / idle, {names[arm]}",
+                "value": ratio(its[f"{arm} loaded"], its[f"{arm} idle"]),
+                "goal": ">= 0.5" if arm == "policy" else "(before)",
+                "detail": "",
+            }
+        )
+    rows.append(
+        {
+            "what": "idle it/s, thread policy / torch default threads",
+            "value": ratio(its["policy idle"], its["old idle"]),
+            "goal": ">= 0.95",
+            "detail": f"policy: {thread_policy(None, None, available_cpus(), {}).why}",
+        }
+    )
+    return rows
+
+
+def _check(proc, what: str) -> None:
+    if proc.returncode != 0:
+        sys.exit(f"error: {what} failed (exit {proc.returncode}):\n{proc.stderr[-3000:]}")
+
+
+# GPT-2 small's shape (d_model 768, 12 layers, 12 heads, T 1024) on the sort task, bf16-mixed.
+GPU_SHAPE = [
+    "model.net.d_model=768",
+    "model.net.layers=12",
+    "heads=12",
+    "task=sort",
+    "task.length=512",  # sort's sequences are 2 * length tokens: T = 1024
+    "data.batch_size=16",
+    "trainer=gpu",
+    "~callbacks",
+]
+# The same code path on CPU at a size a test can afford.
+GPU_ON_CPU_TINY_SHAPE = [
+    "model.net.d_model=32",
+    "model.net.layers=2",
+    "heads=2",
+    "task=sort",
+    "task.length=16",
+    "data.batch_size=4",
+    "trainer.precision=bf16-mixed",
+    "~callbacks",
+]
+
+
+def model_flops_per_token(net, seq_len: int) -> int:
+    """nanoGPT's count for this network: N is every parameter but the positional table
+    (a lookup); the token embedding is tied to the unembedding, a matmul, and counts once."""
+    lookups = {id(p) for p in net.position.parameters()}
+    n = sum(p.numel() for p in net.parameters() if id(p) not in lookups)
+    attn = net.blocks[0].attn
+    return flops_per_token(n, len(net.blocks), attn.heads, attn.head_dim, seq_len)
+
+
+def check_sdpa_backend(net, inputs, device: str) -> str:
+    """Which fused SDPA kernel runs this shape: flash, else memory-efficient. The math
+    fallback is never allowed (sdpa_kernel then raises), so this fails loudly instead of
+    reporting a slow figure as the model's."""
+    import torch
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    errors = []
+    for name, backend in (
+        ("flash", SDPBackend.FLASH_ATTENTION),
+        ("memory-efficient", SDPBackend.EFFICIENT_ATTENTION),
+    ):
+        try:
+            with sdpa_kernel([backend]), torch.autocast(device, dtype=torch.bfloat16):
+                logits, _ = net(inputs)
+                logits.float().sum().backward()
+            net.zero_grad(set_to_none=True)
+            return name
+        except RuntimeError as err:
+            errors.append(f"{name}: {str(err).splitlines()[0]}")
+    sys.exit(
+        "error: neither flash nor memory-efficient attention runs this shape, only the math "
+        f"fallback would ({'; '.join(errors)})."
+    )
+
+
+def gpu_rows(tiny: bool, peak_override: float | None, quick: bool, compile_arm: bool = True):
+    """Tokens/s and MFU at GPT-2 small's shape: plain loop, Lightning, Lightning compiled.
+    `tiny`: the same path on CPU with GPU_ON_CPU_TINY_SHAPE (tests; no GPU at hand)."""
+    import torch
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    overrides = GPU_ON_CPU_TINY_SHAPE if tiny else GPU_SHAPE
+    device = "cpu" if tiny else "cuda"
+    with tempfile.TemporaryDirectory() as out:
+        cfg, parts = build_parts(overrides, out)
+    net, task = parts["model"].net.to(device), parts["task"]
+    from src.data.datamodule import TaskStream
+
+    batch = next(iter(TaskStream(task, cfg.data.batch_size, cfg.seed)))
+    backend = check_sdpa_backend(net, batch.inputs.to(device), device)
+    allowed = [SDPBackend.FLASH_ATTENTION, SDPBackend.EFFICIENT_ATTENTION]
+    name = "CPU (tiny shape, code path only)" if tiny else torch.cuda.get_device_name()
+    peak = peak_tflops_for(name, peak_override) if not tiny else (peak_override or 1.0)
+    fpt = model_flops_per_token(net, task.seq_len)
+    tokens = cfg.data.batch_size * task.seq_len
+    steps, warmup = (3, 1) if tiny else ((20, 5) if quick else (100, 10))
+    with sdpa_kernel(allowed):  # the math fallback raises instead of running
+        plain, _ = plain_seconds_per_step(overrides, steps, warmup, device=device)
+        arms = {"plain loop": plain}
+        arms["Lightning"] = lightning_seconds_per_step(overrides, steps, warmup, None)
+        if compile_arm:
+            arms["Lightning, compile=true"] = lightning_seconds_per_step(
+                overrides, steps, warmup, None, compile_model=True
+            )
+    rows = [
+        {
+            "what": f"GPU shape: SDPA backend ({name})",
+            "value": backend,
+            "goal": "flash or memory-efficient",
+            "detail": "math fallback disabled while measuring",
+        }
+    ]
+    for arm, seconds in arms.items():
+        tps = tokens / seconds
+        value = mfu(tps, fpt, peak) if peak else float("nan")
+        rows.append(
+            {
+                "what": f"GPU shape, {arm}: MFU",
+                "value": value,
+                "goal": ">= 0.4" if arm.endswith("compile=true") else "",
+                "detail": f"{tps:,.0f} tokens/s, {fpt:,} FLOPs/token, peak "
+                + (f"{peak:g} TFLOP/s" if peak else "unknown: pass --peak-tflops"),
+            }
+        )
+    if compile_arm:
+        rows.append(
+            {
+                "what": "GPU shape: Lightning / plain loop tokens/s, compiled",
+                "value": ratio(plain, arms["Lightning, compile=true"]),
+                "goal": ">= 0.97",
+                "detail": "the plain loop is eager; see README",
+            }
+        )
+    return rows
+
+
+def preflight(extra: list[str], gpu: bool) -> None:
+    """Every shape this run will build fits memory, or the bench stops before any work."""
+    from src.config import ConfigError, check_memory, check_values, estimate_memory
+    from src.train import _instantiate
+
+    shapes = {"GPU": GPU_SHAPE} if gpu else {k: v + extra for k, v in SHAPES.items()}
+    for shape, overrides in shapes.items():
+        with tempfile.TemporaryDirectory() as out:
+            try:
+                cfg = compose(overrides)
+                with open_dict(cfg):
+                    cfg.paths.output_dir = out
+                check_values(cfg)
+                task = _instantiate(cfg.task, "task")
+                check_memory(cfg, estimate_memory(cfg, task.vocab_size, task.seq_len))
+            except ConfigError as err:
+                print(f"error: the {shape} shape cannot run: {err}", file=sys.stderr)
+                sys.exit(EXIT_BAD_INPUT)
 
 
 SWEEP = [
@@ -368,31 +667,74 @@ def main() -> None:
     parser.add_argument("--json", type=Path, help="also write the rows here")
     parser.add_argument("--compile", action="store_true", help="also measure torch.compile")
     parser.add_argument("--sweeps", action="store_true", help="only the scale-out rows")
+    parser.add_argument(
+        "--shape",
+        nargs="+",
+        default=[],
+        metavar="OVERRIDE",
+        help="config overrides added to every CPU shape, e.g. model.net.layers=4",
+    )
+    parser.add_argument(
+        "--gpu", action="store_true", help="only the GPU rows, GPT-2 small's shape (needs CUDA)"
+    )
+    parser.add_argument(
+        "--gpu-on-cpu-tiny",
+        action="store_true",
+        help="the --gpu code path on CPU at a tiny shape (a test of the mode, not a figure)",
+    )
+    parser.add_argument(
+        "--peak-tflops",
+        type=float,
+        help="the device's dense bf16 peak in TFLOP/s, for MFU (default: a table of known GPUs)",
+    )
     args = parser.parse_args()
     if args.sweeps:
         _report(sweep_rows(), "sweeps", args.json)
         return
+    if args.gpu or args.gpu_on_cpu_tiny:
+        tiny = args.gpu_on_cpu_tiny
+        if not tiny:
+            import torch
+
+            if not torch.cuda.is_available():
+                print(
+                    "error: --gpu needs an NVIDIA GPU (CUDA), and torch sees none here "
+                    f"(torch {torch.__version__}, CUDA build {torch.version.cuda}). Run it on "
+                    "a machine with one; --gpu-on-cpu-tiny runs the same code on CPU.",
+                    file=sys.stderr,
+                )
+                sys.exit(EXIT_BAD_INPUT)
+            preflight([], gpu=True)
+        rows = gpu_rows(tiny, args.peak_tflops, args.quick, compile_arm=not tiny or args.compile)
+        _report(rows, "gpu-on-cpu-tiny" if tiny else "gpu", args.json)
+        return
+    preflight(args.shape, gpu=False)
     repeats = 1 if args.quick else 3
     rows = []
     step_time = {}
     shapes = {"default": SHAPES["default"]} if args.quick else SHAPES
     for shape, overrides in shapes.items():
         steps, warmup = (40, 5) if args.quick else ((300, 20) if shape == "default" else (20, 3))
-        base = overrides + ["~callbacks"]
-        lightning_t, plain_t = [], []
-        for _ in range(repeats):  # alternate, so drift hits both alike
-            plain_t.append(plain_seconds_per_step(base, steps, warmup)[0])
-            lightning_t.append(lightning_seconds_per_step(base, steps, warmup, None))
+        base = overrides + args.shape + ["~callbacks"]
+        times = alternate(
+            {
+                "plain": lambda b=base, s=steps, w=warmup: plain_seconds_per_step(b, s, w)[0],
+                "lightning": lambda b=base, s=steps, w=warmup: lightning_seconds_per_step(
+                    b, s, w, None
+                ),
+            },
+            repeats,
+        )
         with tempfile.TemporaryDirectory() as out:
             cfg, parts = build_parts(base, out)
         tokens = cfg.data.batch_size * parts["task"].seq_len
-        p, lt = statistics.median(plain_t), statistics.median(lightning_t)
+        p, lt = median(times["plain"]), median(times["lightning"])
         step_time[shape] = p
         rows.append(
             {
                 "what": f"train tokens/s, Lightning / plain loop ({shape})",
                 "value": p / lt,
-                "goal": ">= 0.95",
+                "goal": ">= 0.95" if shape == "default" else ">= 0.97",
                 "detail": f"{tokens / lt:,.0f} vs {tokens / p:,.0f} tokens/s",
             }
         )
@@ -404,21 +746,26 @@ def main() -> None:
         ("AttentionDiagnostics", "diagnostics overhead at default frequency"),
         ("NonFiniteGuard", "non-finite guard overhead (checks every step)"),
     ]:
-        with_c, without_c = [], []
-        for _ in range(repeats):
-            without_c.append(lightning_seconds_per_step([], steps, 1, None))
-            with_c.append(lightning_seconds_per_step([], steps, 1, callback))
+        times = alternate(
+            {
+                "without": lambda: lightning_seconds_per_step([], steps, 1, None),
+                "with": lambda c=callback: lightning_seconds_per_step([], steps, 1, c),
+            },
+            repeats,
+        )
         rows.append(
             {
                 "what": f"{what} ({steps} steps)",
-                "value": statistics.median(with_c) / statistics.median(without_c) - 1,
+                "value": median(times["with"]) / median(times["without"]) - 1,
                 "goal": "<= 0.05",
                 "detail": "share of training time",
             }
         )
-    rows += startup(args.quick)
+    rows += thread_rows(args.quick, repeats)
+    rows += startup(repeats)
     if not args.quick:
-        rows += default_run(1000)
+        rows += default_run(repeats)
+    rows += quick_exit_rows(repeats)
     if args.compile:
         eager, eager_first = plain_seconds_per_step(["~callbacks"], 200, 20)
         compiled, compile_first = plain_seconds_per_step(["~callbacks"], 200, 20, True)
@@ -442,9 +789,9 @@ def _report(rows: list[dict], kind: str, json_path: Path | None) -> None:
         f"torch {torch.__version__}, {torch.get_num_threads()} threads"
     )
     print(f"\nattnlab bench ({kind}), {machine}\n")
-    print("| what | value | goal | detail |\n|---|---|---|---|")
+    print("| what | value | goal | met | detail |\n|---|---|---|---|---|")
     for row in rows:
-        print(f"| {row['what']} | {row['value']:.3g} | {row['goal']} | {row['detail']} |")
+        print(format_row(row))
     if json_path:
         json_path.write_text(json.dumps({"machine": machine, "rows": rows}, indent=2) + "\n")
 
