@@ -448,7 +448,7 @@ def thread_rows(quick: bool, repeats: int) -> list[dict]:
             "what": "idle it/s, thread policy / torch default threads",
             "value": ratio(its["policy idle"], its["old idle"]),
             "goal": ">= 0.95",
-            "detail": f"policy: {thread_policy(None, None, available_cpus(), {}).why}",
+            "detail": thread_policy(None, None, available_cpus(), {}).why,
         }
     )
     return rows
