@@ -81,7 +81,9 @@ def locate(cfg: DictConfig) -> tuple[Path, Path]:
         # train.py's own lookup and checks, so `last` means (and fails) exactly as it does there
         logging.getLogger("src.train").disabled = True  # it would say "resuming from"
         try:
-            checkpoint = Path(resolve_checkpoint(train_cfg, _probe_model(train_cfg)))
+            checkpoint = Path(
+                resolve_checkpoint(train_cfg, _probe_model(train_cfg), to_resume=False)
+            )
         finally:
             logging.getLogger("src.train").disabled = False
         folder = checkpoint.parent.parent

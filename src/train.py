@@ -150,8 +150,14 @@ def _check_split(data_cfg: DictConfig, world_size: int) -> None:
             )
 
 
-def resolve_checkpoint(cfg: DictConfig, model: L.LightningModule) -> str | None:
-    """`ckpt_path` as a file that exists, loads safely and fits `model`; or None."""
+def resolve_checkpoint(
+    cfg: DictConfig, model: L.LightningModule, to_resume: bool = True
+) -> str | None:
+    """`ckpt_path` as a file that exists, loads safely and fits `model`; or None.
+
+    `to_resume`: training will continue from it, so a run already at max_steps is refused
+    (inspect.py reads finished runs, so it passes False).
+    """
     ckpt_path = cfg.get("ckpt_path")
     if ckpt_path is None:
         return None
@@ -169,7 +175,8 @@ def resolve_checkpoint(cfg: DictConfig, model: L.LightningModule) -> str | None:
         checkpoint = load_checkpoint(ckpt_path)
         check_same_model(checkpoint, model_config(cfg), ckpt_path)
         check_fits(checkpoint, model, ckpt_path)
-        check_not_finished(checkpoint, cfg.trainer.max_steps, ckpt_path)
+        if to_resume:
+            check_not_finished(checkpoint, cfg.trainer.max_steps, ckpt_path)
     except CheckpointError as err:
         raise ConfigError(str(err)) from None
     return str(ckpt_path)

@@ -102,10 +102,16 @@ def test_tensorboard_serves_what_the_readme_says(compose_cfg, tmp_path):
                 for stat in ["entropy", "saturated_frac", "logit_std", "max_prob"]:
                     assert f"attn/layer{layer}/head{head}/{stat}" in scalars
         assert "grad/layer0/query" in scalars and "attn/entropy" in scalars
+        assert "knockout/layer1/head1" in scalars and "knockout/base_loss" in scalars
         assert not [tag for tag in scalars if tag.startswith("hp")]  # no one-point hp/* charts
 
         images = board.get("/data/plugin/images/tags")["runs/my_run"]
-        assert set(images) == {"attention/layer0", "attention/layer1"}
+        assert set(images) == {
+            "attention/layer0",
+            "attention/layer1",
+            "knockout/layer0",
+            "knockout/layer1",
+        }
 
         experiment = board.get("/data/plugin/hparams/experiment", {"experimentName": ""})
         infos = {info["name"]: info for info in experiment["hparamInfos"]}
