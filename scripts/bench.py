@@ -390,8 +390,6 @@ def _its_in_fresh_process(arm: str, steps: int, warmup: int, loaded: bool) -> fl
     if arm == "policy":
         policy = thread_policy(None, None, available_cpus(), env)
         threads = policy.threads
-        if policy.wait_policy:
-            env["OMP_WAIT_POLICY"] = policy.wait_policy
     cmd = [
         sys.executable,
         "-c",

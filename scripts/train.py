@@ -3,7 +3,6 @@
 All knobs: `python scripts/train.py --help`. A sweep: add `-m` and comma-separated values.
 """
 
-import os
 import sys
 
 import hydra
@@ -11,7 +10,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
-from src.config import available_cpus, register_resolvers, thread_policy, threads_per_job
+from src.config import available_cpus, register_resolvers, threads_per_job
 
 register_resolvers()
 
@@ -22,10 +21,6 @@ EXIT_CONFIG_ERROR, EXIT_DIVERGED = 2, 3
 def main(cfg: DictConfig) -> float | None:
     job = HydraConfig.get()
     threads = threads_per_job(job.get("launcher"), available_cpus())
-    # OpenMP reads its wait policy once, when torch loads: so before the import below.
-    policy = thread_policy(cfg.get("threads"), threads, available_cpus(), os.environ)
-    if policy.wait_policy and "torch" not in sys.modules:
-        os.environ["OMP_WAIT_POLICY"] = policy.wait_policy
 
     from src.train import ConfigError, TrainingDiverged, train  # torch loads only when needed
 

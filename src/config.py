@@ -304,38 +304,40 @@ def threads_per_job(launcher: DictConfig | None, cpus: int) -> int | None:
 
 @dataclass(frozen=True)
 class ThreadPolicy:
-    """How many torch CPU threads a run uses, and OpenMP's wait policy; see thread_policy."""
+    """How many torch CPU threads a run uses; see thread_policy."""
 
     threads: int | None  # torch.set_num_threads(threads); None: leave torch's setting
-    wait_policy: str | None  # OMP_WAIT_POLICY to set before torch loads; None: leave it
     why: str  # for train.log
 
 
 def thread_policy(
     requested: object, job_share: int | None, cpus: int, environ: Mapping[str, str]
 ) -> ThreadPolicy:
-    """The one place that decides CPU threads (the lead's benchmark may retune it here).
+    """The one place that decides CPU threads.
 
-    Why: with torch's default threads, one other CPU-bound process (a browser tab, a second
-    run) made training ~10x slower (issue 12). OpenMP's worker threads busy-wait between
-    parallel regions; when a core is taken, a spinning thread holds the time slice the one
-    doing the work needs. `OMP_WAIT_POLICY=PASSIVE` makes waiting threads sleep instead, so
-    all available cores can be used and a busy machine still makes progress. OpenMP reads it
-    once, when torch loads, so scripts/train.py applies it before importing torch.
+    Why: with torch's default threads (all cores, OpenMP workers that busy-wait between
+    parallel regions), one other CPU-bound process (a browser tab, a second run) cut the
+    default shape from 100 to 22 it/s here. Measured side by side on 2 cores (README,
+    Performance): OMP_WAIT_POLICY=PASSIVE held 39 it/s under load but fell to 42 it/s idle;
+    a shorter GOMP_SPINCOUNT did not help under load; one thread ran 77 it/s idle and 75
+    under load. So the default is one thread: 0.76x the old idle speed, 3.4x it on a shared
+    machine. `threads=N` takes more on a machine you have to yourself.
 
     Order: an explicit `threads=N` wins; then a sweep job's share of the cores
     (threads_per_job); then an `OMP_NUM_THREADS` the user exported (torch already follows
-    it); else all `cpus`. A `requested` value check_values refuses counts as null here (the
-    run is refused before any work). An `OMP_WAIT_POLICY` already exported is left alone.
+    it); else one thread. A `requested` value check_values refuses counts as null here (the
+    run is refused before any work).
     """
-    wait = None if "OMP_WAIT_POLICY" in environ else "PASSIVE"
     if _is_int(requested) and requested >= 1:
-        return ThreadPolicy(requested, wait, "threads=" + str(requested))
+        return ThreadPolicy(requested, "threads=" + str(requested))
     if job_share is not None:
-        return ThreadPolicy(job_share, wait, "this job's share of the CPU cores")
+        return ThreadPolicy(job_share, "this job's share of the CPU cores")
     if environ.get("OMP_NUM_THREADS"):
-        return ThreadPolicy(None, wait, f"OMP_NUM_THREADS={environ['OMP_NUM_THREADS']}")
-    return ThreadPolicy(cpus, wait, f"the policy: all {cpus} available cores")
+        return ThreadPolicy(None, f"OMP_NUM_THREADS={environ['OMP_NUM_THREADS']}")
+    return ThreadPolicy(
+        1,
+        f"the policy: 1 thread, robust when the {cpus} cores are shared (threads=N for more)",
+    )
 
 
 class SweepChecks(Callback):

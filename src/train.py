@@ -220,12 +220,7 @@ def train(cfg: DictConfig, threads: int | None = None) -> dict[str, Any]:
         policy = thread_policy(cfg.get("threads"), threads, available_cpus(), os.environ)
         if policy.threads is not None:
             torch.set_num_threads(policy.threads)
-        log.info(
-            "torch threads: %d (%s); OMP_WAIT_POLICY=%s",
-            torch.get_num_threads(),
-            policy.why,
-            os.environ.get("OMP_WAIT_POLICY", "unset"),
-        )
+        log.info("torch threads: %d (%s)", torch.get_num_threads(), policy.why)
         L.seed_everything(cfg.seed, workers=True, verbose=False)
         parts = build(cfg)
     except ConfigError as err:
