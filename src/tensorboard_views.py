@@ -26,7 +26,8 @@ CURVES = {
 }
 # Ticked by default in the HPARAMS tab (TensorBoard shows five columns, `differs` first).
 DEFAULT_COLUMNS = ("heads", "scale", "head_dim", "seed", "task")
-HPARAM_METRICS = (
+# What a run reports at its end: metrics.json (src/train.py) and the hparams tab's columns.
+FINAL_METRICS = (
     "val/loss",
     "val/acc",
     "val/exact_match",
@@ -86,7 +87,7 @@ def hparams_summaries(hparams: dict[str, Any], status: str) -> list[Summary]:
                 name=name, type=api_pb2.DataType.Value(kind), differs=name in DEFAULT_COLUMNS
             )
         )
-    metrics = [api_pb2.MetricInfo(name=api_pb2.MetricName(tag=tag)) for tag in HPARAM_METRICS]
+    metrics = [api_pb2.MetricInfo(name=api_pb2.MetricName(tag=tag)) for tag in FINAL_METRICS]
     experiment = api_pb2.Experiment(hparam_infos=infos, metric_infos=metrics)
     end = plugin_data_pb2.SessionEndInfo(
         status=api_pb2.Status.Value("STATUS_SUCCESS" if status == "finished" else "STATUS_FAILURE"),

@@ -50,7 +50,7 @@ from src.progress import (
     file_log,
     silence_litlogger_advert,
 )
-from src.tensorboard_views import hparams_summaries, scale_word
+from src.tensorboard_views import FINAL_METRICS, hparams_summaries, scale_word
 
 __all__ = ["ConfigError", "TrainingDiverged", "build", "train"]
 
@@ -60,14 +60,6 @@ warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)")
 warnings.filterwarnings("ignore", message=r"The dirpath has changed from")
 silence_litlogger_advert()
 
-FINAL_METRICS = (
-    "val/loss",
-    "val/acc",
-    "val/exact_match",
-    "val/gen_acc",
-    "val/gen_exact_match",
-    "train/loss",
-)
 log = logging.getLogger(__name__)
 
 
