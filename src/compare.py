@@ -405,14 +405,16 @@ def plot_final_vs_knob(
         and min(position.values()) > 0
         and max(position.values()) >= 4 * min(position.values())
     )
-    lines = sorted({",".join(f"{k}={r.knobs.get(k, '-')}" for k in others) for r in done})
+
+    def line_of(run: Run) -> str:  # the run's values of the other varying knobs
+        return ",".join(f"{k}={run.knobs.get(k, '-')}" for k in others)
+
+    lines = sorted({line_of(r) for r in done})
     colors = plt.get_cmap("tab10" if len(lines) <= 10 else "tab20")
     figure, (ax_win, ax_exact, ax_loss, ax_entropy) = plt.subplots(1, 4, figsize=(21, 4.8))
     groups = []
     for i, line in enumerate(lines):
-        members = [
-            r for r in done if ",".join(f"{k}={r.knobs.get(k, '-')}" for k in others) == line
-        ]
+        members = [r for r in done if line_of(r) == line]
         label = line or "all runs"
         at = {v: [r for r in members if knob_value(r, x) == v] for v in xs}
         at = {v: g for v, g in at.items() if g}

@@ -79,12 +79,15 @@ def _instantiate(node: DictConfig, key: str, **kwargs: Any) -> Any:
 
 
 def build(cfg: DictConfig) -> dict[str, Any]:
-    """Instantiate every part of a run from the config, in data-flow order.
+    """Check the config, seed, and instantiate every part of a run, in data-flow order.
 
-    The memory estimate comes right after the task (which only stores its sizes), so a run
-    that cannot fit is refused before anything large is allocated.
+    The seed is set only once the values are checked (a bad seed is refused, not passed to
+    numpy), and before the model's weights are drawn. The memory estimate comes right after
+    the task (which only stores its sizes), so a run that cannot fit is refused before
+    anything large is allocated.
     """
     check_values(cfg)
+    L.seed_everything(cfg.seed, workers=True, verbose=False)
     task = _instantiate(cfg.task, "task")
     estimate = estimate_memory(cfg, task.vocab_size, task.seq_len)
     check_memory(cfg, estimate)
@@ -208,12 +211,10 @@ def train(cfg: DictConfig, threads: int | None = None) -> dict[str, Any]:
     output_dir = Path(cfg.paths.output_dir)
     write_metrics(output_dir, {"status": "running"})  # a killed run is told from one never run
     try:
-        check_values(cfg)  # before the seed is used
         policy = thread_policy(cfg.get("threads"), threads, available_cpus(), os.environ)
         if policy.threads is not None:
             torch.set_num_threads(policy.threads)
         log.info("torch threads: %d (%s)", torch.get_num_threads(), policy.why)
-        L.seed_everything(cfg.seed, workers=True, verbose=False)
         parts = build(cfg)
     except ConfigError as err:
         write_metrics(output_dir, {"status": "refused", "error": str(err)})
