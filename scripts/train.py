@@ -10,7 +10,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
-from src.config import available_cpus, register_resolvers, threads_per_job
+from src.config import available_cpus, missing_extra, register_resolvers, threads_per_job
 
 register_resolvers()
 
@@ -35,4 +35,7 @@ def main(cfg: DictConfig) -> float | None:
 
 
 if __name__ == "__main__":
+    if why := missing_extra(sys.argv[1:]):
+        print(f"\nerror: {why}\n", file=sys.stderr)
+        sys.exit(EXIT_CONFIG_ERROR)
     main()

@@ -258,6 +258,33 @@ def find_last_checkpoint(log_dir: Path, cfg: DictConfig) -> Path | None:
     return max(candidates, key=lambda p: p.stat().st_mtime, default=None)
 
 
+OPTIONAL_EXTRAS = {  # config group choice -> (the module its plugin provides, the extra)
+    "hparams_search": ("hydra_plugins.hydra_optuna_sweeper", "optuna"),
+}
+
+
+def missing_extra(overrides: list[str]) -> str | None:
+    """Why these command-line overrides need an optional extra that is not installed, or None.
+
+    Checked before Hydra composes, whose own message ("Could not find
+    'hydra/sweeper/optuna'") does not say how to install it.
+    """
+    import importlib.util
+
+    for override in overrides:
+        key = override.split("=", 1)[0].lstrip("+~")
+        if key in OPTIONAL_EXTRAS and "=" in override:
+            module, extra = OPTIONAL_EXTRAS[key]
+            if importlib.util.find_spec(module) is None:
+                return (
+                    f"{override} needs the '{extra}' extra, which is not installed. Install it "
+                    f"with `uv sync --extra {extra}` (or `pip install -e .[{extra}]`), then run "
+                    "the same command again. It is optional because it adds scipy, which "
+                    "slows every run's start-up by about a second."
+                )
+    return None
+
+
 def available_cpus() -> int:
     """CPU cores this process may run on (its affinity mask, not the whole machine)."""
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()

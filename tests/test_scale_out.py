@@ -105,3 +105,14 @@ def test_threads_per_job_divides_the_cores(launcher, cpus, threads):
 
     node = OmegaConf.create(launcher) if launcher is not None else None
     assert threads_per_job(node, cpus) == threads
+
+
+def test_a_search_without_its_extra_names_the_install_command(monkeypatch):
+    from src import config
+
+    assert config.missing_extra(["heads=2", "scale=false"]) is None
+    monkeypatch.setitem(
+        config.OPTIONAL_EXTRAS, "hparams_search", ("hydra_plugins.not_installed", "optuna")
+    )
+    why = config.missing_extra(["heads=2", "hparams_search=lr_warmup"])
+    assert "hparams_search=lr_warmup" in why and "uv sync --extra optuna" in why
