@@ -94,10 +94,24 @@ class StepTimer:
 
 
 def lightning_seconds_per_step(
-    overrides, steps, warmup, callback: str | None, compile_model: bool = False
+    overrides,
+    steps,
+    warmup,
+    callback: str | None,
+    compile_model: bool = False,
+    *,
+    logger: bool = True,
+    log_steps: bool = True,
+    progress_bar: bool = False,
+    manual: bool = False,
 ) -> float:
     """Steady-state seconds per step of the real Trainer, as a default run configures it,
-    with one of the default config's callbacks (by class name) or none."""
+    with one of the default config's callbacks (by class name) or none.
+
+    The switches take parts away for the Lightning-gap profile: `logger=False` (no
+    TensorBoard logger), `log_steps=False` (training_step never calls self.log),
+    `progress_bar=True` (the default run's bar), `manual=True` (manual optimisation: the
+    same AdamW step without Lightning's closure and optimizer-step hooks)."""
     import lightning as L
     import torch
 
@@ -107,30 +121,59 @@ def lightning_seconds_per_step(
         callbacks = [timer.callback]
         if callback:
             callbacks += [c for c in parts["trainer"].callbacks if type(c).__name__ == callback]
+        if progress_bar:
+            from src.progress import StepProgressBar
+
+            callbacks.append(StepProgressBar())
+        model = parts["model"]
+        if manual:
+            _make_manual(model)
         trainer = L.Trainer(
             accelerator=cfg.trainer.accelerator,
             devices=1,
             precision=cfg.trainer.precision,
             max_steps=steps + warmup,
-            logger=parts["trainer"].logger,
+            logger=parts["trainer"].logger if logger else False,
             callbacks=callbacks,
             enable_checkpointing=False,
-            enable_progress_bar=False,
+            enable_progress_bar=progress_bar,
             enable_model_summary=False,
             limit_val_batches=0,
             num_sanity_val_steps=0,
-            log_every_n_steps=cfg.trainer.log_every_n_steps,
+            log_every_n_steps=cfg.trainer.log_every_n_steps if log_steps else 10**9,
         )
-        model = torch.compile(parts["model"]) if compile_model else parts["model"]
-        trainer.fit(model, datamodule=parts["datamodule"])
+        trainer.fit(
+            torch.compile(model) if compile_model else model, datamodule=parts["datamodule"]
+        )
     return (timer.ends[-1] - timer.ends[warmup - 1]) / steps
 
 
+def _make_manual(model) -> None:
+    """Switch a built AttentionLM to manual optimisation with the same loss and AdamW step,
+    so the difference to the automatic run is Lightning's closure and its hooks."""
+    import types
+
+    from src.modules import masked_cross_entropy
+
+    def training_step(self, batch, batch_idx):
+        optimizer, scheduler = self.optimizers(), self.lr_schedulers()
+        loss = masked_cross_entropy(self(batch.inputs), batch.targets, batch.loss_mask)
+        optimizer.zero_grad(set_to_none=True)
+        self.manual_backward(loss)
+        optimizer.step()
+        scheduler.step()
+        return loss
+
+    model.automatic_optimization = False
+    model.training_step = types.MethodType(training_step, model)
+
+
 def plain_seconds_per_step(
-    overrides, steps, warmup, compile_model=False, device: str = "cpu"
+    overrides, steps, warmup, compile_model=False, device: str = "cpu", loader: bool = False
 ) -> tuple[float, float]:
     """The same model, batches, AdamW and schedule in a hand-written loop (bf16 autocast
-    when the config's precision is bf16-mixed, as Lightning's).
+    when the config's precision is bf16-mixed, as Lightning's). `loader=True` draws the
+    batches through the datamodule's DataLoader, as Lightning does, instead of the stream.
 
     Returns (seconds per steady step, seconds for the first step)."""
     import torch
@@ -147,7 +190,11 @@ def plain_seconds_per_step(
     total = steps + warmup
     optimizer, scheduler = adamw_with_schedule(net, total, **module.hparams)
     model = torch.compile(net) if compile_model else net
-    stream = iter(TaskStream(task, cfg.data.batch_size, cfg.seed))
+    if loader:
+        parts["datamodule"].setup("fit")
+        stream = iter(parts["datamodule"].train_dataloader())
+    else:
+        stream = iter(TaskStream(task, cfg.data.batch_size, cfg.seed))
     ends = []
     start = time.perf_counter()
     for _ in range(total):
@@ -224,6 +271,71 @@ def attention_rows(quick: bool) -> list[dict]:
                 "detail": f"{t['explicit'] * 1e3:.2f} ms",
             }
         )
+    return rows
+
+
+# The Lightning gap, one part at a time: each arm adds one thing to the one before it
+# (or, for the callbacks, to the bare automatic run), default shape, no validation.
+GAP_ARMS = {
+    "plain loop": lambda b, s, w: plain_seconds_per_step(b, s, w)[0],
+    "plain loop + DataLoader": lambda b, s, w: plain_seconds_per_step(b, s, w, loader=True)[0],
+    "Lightning, manual optimisation": lambda b, s, w: lightning_seconds_per_step(
+        b, s, w, None, logger=False, log_steps=False, manual=True
+    ),
+    "Lightning, automatic (closure)": lambda b, s, w: lightning_seconds_per_step(
+        b, s, w, None, logger=False, log_steps=False
+    ),
+    "+ self.log every 10 steps, TensorBoard": lambda b, s, w: lightning_seconds_per_step(
+        b, s, w, None
+    ),
+    "+ progress bar": lambda b, s, w: lightning_seconds_per_step(
+        b, s, w, None, logger=False, log_steps=False, progress_bar=True
+    ),
+    "+ NonFiniteGuard": lambda b, s, w: lightning_seconds_per_step(
+        b, s, w, "NonFiniteGuard", logger=False, log_steps=False
+    ),
+}
+GAP_PARTS = [  # (what, arm, compared with)
+    ("the DataLoader and its collation", "plain loop + DataLoader", "plain loop"),
+    ("Lightning's loop and hooks", "Lightning, manual optimisation", "plain loop + DataLoader"),
+    (
+        "automatic optimisation's closure",
+        "Lightning, automatic (closure)",
+        "Lightning, manual optimisation",
+    ),
+    (
+        "self.log + metric objects + TensorBoard",
+        "+ self.log every 10 steps, TensorBoard",
+        "Lightning, automatic (closure)",
+    ),
+    ("the progress bar", "+ progress bar", "Lightning, automatic (closure)"),
+    (
+        "the NonFiniteGuard's check and host sync",
+        "+ NonFiniteGuard",
+        "Lightning, automatic (closure)",
+    ),
+]
+
+
+def lightning_gap_rows(quick: bool, repeats: int) -> list[dict]:
+    """Where the per-step gap between Lightning and the plain loop goes, in ms per step
+    (each arm from the same process, arms alternated, medians)."""
+    steps, warmup = (40, 5) if quick else (300, 20)
+    base = ["~callbacks"]
+    samples = alternate(
+        {name: (lambda f=f: f(base, steps, warmup)) for name, f in GAP_ARMS.items()}, repeats
+    )
+    ms = {name: median(v) * 1e3 for name, v in samples.items()}
+    rows = [
+        {
+            "what": f"Lightning gap: {what} (ms/step)",
+            "value": ms[arm] - ms[against],
+            "goal": "(profile)",
+            "detail": f"{ms[arm]:.2f} vs {ms[against]:.2f} ms/step, "
+            f"{(ms[arm] - ms[against]) / ms['plain loop']:+.1%} of the plain step",
+        }
+        for what, arm, against in GAP_PARTS
+    ]
     return rows
 
 
@@ -736,6 +848,8 @@ def main() -> None:
                 "detail": f"{tokens / lt:,.0f} vs {tokens / p:,.0f} tokens/s",
             }
         )
+    if not args.quick:
+        rows += lightning_gap_rows(args.quick, repeats)
     rows += attention_rows(args.quick)
     rows.append(data_share(["~callbacks"], step_time["default"]))
 

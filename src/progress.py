@@ -23,7 +23,17 @@ file_log = logging.getLogger("attnlab.train_log")
 
 
 class StepProgressBar(TQDMProgressBar):
-    """The training bar shows `step/max_steps`, continuing from a resumed step."""
+    """The training bar shows `step/max_steps`, continuing from a resumed step.
+
+    It redraws at most every `min_interval_s` (and at the last step). Lightning's bar
+    redraws twice a step (the count, then the postfix), about a tenth of a default step
+    on 2 CPU cores (scripts/bench.py, "Lightning gap: the progress bar").
+    """
+
+    def __init__(self, min_interval_s: float = 0.2) -> None:
+        super().__init__()
+        self.min_interval_s = min_interval_s
+        self._drawn_at = -math.inf
 
     def on_train_epoch_start(self, trainer: L.Trainer, *_: Any) -> None:
         super().on_train_epoch_start(trainer)
@@ -33,10 +43,12 @@ class StepProgressBar(TQDMProgressBar):
         bar.set_description("step")
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
-        step = trainer.global_step
-        if self._should_update(step, self.train_progress_bar.total):
-            _update_n(self.train_progress_bar, step)
-            self.train_progress_bar.set_postfix(self.get_metrics(trainer, pl_module))
+        step, now = trainer.global_step, time.perf_counter()
+        if step < self.train_progress_bar.total and now - self._drawn_at < self.min_interval_s:
+            return
+        self._drawn_at = now
+        self.train_progress_bar.set_postfix(self.get_metrics(trainer, pl_module), refresh=False)
+        _update_n(self.train_progress_bar, step)  # one redraw, with the new postfix
 
 
 class ProgressLog(L.Callback):

@@ -297,3 +297,31 @@ def test_train_log_holds_the_estimate_and_a_line_every_log_every_n_steps(
     assert "Total params" in log_file.read_text()  # the model summary, without FLOPs
     assert "FLOPs" not in screen + log_file.read_text()
     assert "Total Flops" not in screen + log_file.read_text()
+
+
+def test_the_step_bar_redraws_at_most_every_interval_and_always_at_the_end(compose_cfg, capsys):
+    """Lightning's bar redraws twice a step; ours at most every min_interval_s, and the
+    last step is always shown."""
+    import lightning as L
+
+    from src.progress import StepProgressBar
+    from src.train import build
+
+    built = build(compose_cfg(*TINY, "trainer.max_steps=30"))
+    bar = StepProgressBar(min_interval_s=3600)
+    trainer = L.Trainer(
+        max_steps=30,
+        callbacks=[bar],
+        logger=False,
+        enable_checkpointing=False,
+        enable_model_summary=False,
+        limit_val_batches=0,
+        num_sanity_val_steps=0,
+    )
+    draws = []
+    original = bar.get_metrics
+    bar.get_metrics = lambda *a: draws.append(a[0].global_step) or original(*a)
+    trainer.fit(built["model"], datamodule=built["datamodule"])
+    assert sorted(set(draws)) == [1, 30]  # the first step, nothing for an hour, the last
+    output = capsys.readouterr()
+    assert "30/30" in output.out + output.err
