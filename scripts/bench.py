@@ -18,7 +18,6 @@ import argparse
 import json
 import os
 import platform
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -34,7 +33,6 @@ from src.benchmarking import (  # noqa: E402  (after the path, so `src` is this 
     alternate,
     busy_process,
     child_env,
-    flops_per_token,
     format_row,
     median,
     mfu,
@@ -42,7 +40,7 @@ from src.benchmarking import (  # noqa: E402  (after the path, so `src` is this 
     ratio,
     run_timed,
 )
-from src.config import available_cpus, thread_policy  # noqa: E402
+from src.threads import available_cpus, thread_policy  # noqa: E402
 
 EXIT_BAD_INPUT = 2
 TRAIN = str(ROOT / "scripts" / "train.py")
@@ -60,192 +58,15 @@ SHAPES = {  # name -> overrides of the real configs
 }
 
 
-def compose(overrides: list[str]):
-    from hydra import compose as hydra_compose
-    from hydra import initialize_config_dir
-
-    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
-        return hydra_compose("train", overrides=overrides)
-
-
-def build_parts(overrides: list[str], output_dir: str):
-    from src.train import build
-
-    cfg = compose(overrides)
-    with open_dict(cfg):
-        cfg.paths.output_dir = output_dir
-    return cfg, build(cfg)
-
-
-class StepTimer:
-    """A Lightning callback recording when each training step ends."""
-
-    def __init__(self):
-        import lightning as L
-
-        timer = self
-
-        class _Callback(L.Callback):
-            def on_train_batch_end(self, *args, **kwargs):
-                timer.ends.append(time.perf_counter())
-
-        self.ends: list[float] = []
-        self.callback = _Callback()
-
-
-def lightning_seconds_per_step(
-    overrides,
-    steps,
-    warmup,
-    callback: str | None,
-    compile_model: bool = False,
-    *,
-    logger: bool = True,
-    log_steps: bool = True,
-    progress_bar: bool = False,
-    manual: bool = False,
-) -> float:
-    """Steady-state seconds per step of the real Trainer, as a default run configures it,
-    with one of the default config's callbacks (by class name) or none.
-
-    The switches take parts away for the Lightning-gap profile: `logger=False` (no
-    TensorBoard logger), `log_steps=False` (training_step never calls self.log),
-    `progress_bar=True` (the default run's bar), `manual=True` (manual optimisation: the
-    same AdamW step without Lightning's closure and optimizer-step hooks)."""
-    import lightning as L
-    import torch
-
-    with tempfile.TemporaryDirectory() as out:
-        cfg, parts = build_parts(overrides + [f"trainer.max_steps={steps + warmup}"], out)
-        timer = StepTimer()
-        callbacks = [timer.callback]
-        if callback:
-            callbacks += [c for c in parts["trainer"].callbacks if type(c).__name__ == callback]
-        if progress_bar:
-            from src.progress import StepProgressBar
-
-            callbacks.append(StepProgressBar())
-        model = parts["model"]
-        if manual:
-            _make_manual(model)
-        trainer = L.Trainer(
-            accelerator=cfg.trainer.accelerator,
-            devices=1,
-            precision=cfg.trainer.precision,
-            max_steps=steps + warmup,
-            logger=parts["trainer"].logger if logger else False,
-            callbacks=callbacks,
-            enable_checkpointing=False,
-            enable_progress_bar=progress_bar,
-            enable_model_summary=False,
-            limit_val_batches=0,
-            num_sanity_val_steps=0,
-            log_every_n_steps=cfg.trainer.log_every_n_steps if log_steps else 10**9,
-        )
-        trainer.fit(
-            torch.compile(model) if compile_model else model, datamodule=parts["datamodule"]
-        )
-    return (timer.ends[-1] - timer.ends[warmup - 1]) / steps
-
-
-def _make_manual(model) -> None:
-    """Switch a built AttentionLM to manual optimisation with the same loss and AdamW step,
-    so the difference to the automatic run is Lightning's closure and its hooks."""
-    import types
-
-    from src.modules import masked_cross_entropy
-
-    def training_step(self, batch, batch_idx):
-        optimizer, scheduler = self.optimizers(), self.lr_schedulers()
-        loss = masked_cross_entropy(self(batch.inputs), batch.targets, batch.loss_mask)
-        optimizer.zero_grad(set_to_none=True)
-        self.manual_backward(loss)
-        optimizer.step()
-        scheduler.step()
-        return loss
-
-    model.automatic_optimization = False
-    model.training_step = types.MethodType(training_step, model)
-
-
-def plain_seconds_per_step(
-    overrides, steps, warmup, compile_model=False, device: str = "cpu", loader: bool = False
-) -> tuple[float, float]:
-    """The same model, batches, AdamW and schedule in a hand-written loop (bf16 autocast
-    when the config's precision is bf16-mixed, as Lightning's). `loader=True` draws the
-    batches through the datamodule's DataLoader, as Lightning does, instead of the stream.
-
-    Returns (seconds per steady step, seconds for the first step)."""
-    import torch
-
-    from src.data.datamodule import TaskStream
-    from src.lit_module import adamw_with_schedule
-    from src.modules import masked_cross_entropy
-
-    with tempfile.TemporaryDirectory() as out:
-        cfg, parts = build_parts(overrides, out)
-    module, task = parts["model"], parts["task"]
-    net = module.net.to(device)
-    bf16 = str(cfg.trainer.precision).startswith("bf16")
-    total = steps + warmup
-    optimizer, scheduler = adamw_with_schedule(net, total, **module.hparams)
-    model = torch.compile(net) if compile_model else net
-    if loader:
-        parts["datamodule"].setup("fit")
-        stream = iter(parts["datamodule"].train_dataloader())
-    else:
-        stream = iter(TaskStream(task, cfg.data.batch_size, cfg.seed))
-    ends = []
-    start = time.perf_counter()
-    for _ in range(total):
-        batch = next(stream)
-        with torch.autocast(device, dtype=torch.bfloat16, enabled=bf16):
-            logits, _ = model(batch.inputs.to(device))
-        loss = masked_cross_entropy(
-            logits.float(), batch.targets.to(device), batch.loss_mask.to(device)
-        )
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        scheduler.step()
-        loss.item()  # what a loop that prints its loss pays for
-        ends.append(time.perf_counter())
-    return (ends[-1] - ends[warmup - 1]) / steps, ends[0] - start
-
-
-def _attention_timings(B: int, T: int, d: int, h: int, budget: float) -> dict[str, float]:
-    """Median seconds of forward+backward for each path, measured in interleaved rounds."""
-    import torch
-    import torch.nn.functional as F
-    from torch.utils.benchmark import Timer
-
-    from src.modules import MultiHeadAttention
-
-    torch.manual_seed(0)
-    mha = MultiHeadAttention(d, h)
-    x = torch.randn(B, T, d, requires_grad=True)
-    hs = d // h
-
-    def direct():  # the same projections and F.scaled_dot_product_attention, inline
-        q = F.linear(x, mha.query.weight).view(B, T, h, hs).transpose(1, 2)
-        k = F.linear(x, mha.key.weight).view(B, T, h, hs).transpose(1, 2)
-        v = F.linear(x, mha.value.weight).view(B, T, h, hs).transpose(1, 2)
-        y = F.scaled_dot_product_attention(q, k, v, is_causal=True, scale=mha.scale)
-        F.linear(y.transpose(1, 2).reshape(B, T, d), mha.out.weight).sum().backward()
-
-    def fast():
-        mha(x)[0].sum().backward()
-
-    def explicit():
-        mha(x, need_weights=True)[0].sum().backward()
-
-    samples: dict[str, list[float]] = {"direct": [], "fast": [], "explicit": []}
-    for _ in range(3):
-        for label, fn in (("direct", direct), ("fast", fast), ("explicit", explicit)):
-            fn()  # warm up
-            timer = Timer("fn()", globals={"fn": fn})
-            samples[label].append(timer.blocked_autorange(min_run_time=budget / 3).median)
-    return {label: statistics.median(times) for label, times in samples.items()}
+from src.timed_loops import (  # noqa: E402
+    attention_timings,
+    build_parts,
+    check_sdpa_backend,
+    compose,
+    lightning_seconds_per_step,
+    model_flops_per_token,
+    plain_seconds_per_step,
+)
 
 
 def attention_rows(quick: bool) -> list[dict]:
@@ -253,7 +74,7 @@ def attention_rows(quick: bool) -> list[dict]:
     shapes = {"default": (64, 16, 64, 4), "large": (16, 256, 256, 8)}
     rows = []
     for name, (B, T, d, h) in list(shapes.items())[: 1 if quick else 2]:
-        t = _attention_timings(B, T, d, h, budget=0.3 if quick else 1.5)
+        t = attention_timings(B, T, d, h, budget=0.3 if quick else 1.5)
         ref = t["direct"]
         rows.append(
             {
@@ -277,21 +98,23 @@ def attention_rows(quick: bool) -> list[dict]:
 # The Lightning gap, one part at a time: each arm adds one thing to the one before it
 # (or, for the callbacks, to the bare automatic run), default shape, no validation.
 GAP_ARMS = {
-    "plain loop": lambda b, s, w: plain_seconds_per_step(b, s, w)[0],
-    "plain loop + DataLoader": lambda b, s, w: plain_seconds_per_step(b, s, w, loader=True)[0],
-    "Lightning, manual optimisation": lambda b, s, w: lightning_seconds_per_step(
+    "plain loop": lambda b, s, w, d: plain_seconds_per_step(b, s, w, device=d)[0],
+    "plain loop + DataLoader": lambda b, s, w, d: plain_seconds_per_step(
+        b, s, w, device=d, loader=True
+    )[0],
+    "Lightning, manual optimisation": lambda b, s, w, _: lightning_seconds_per_step(
         b, s, w, None, logger=False, log_steps=False, manual=True
     ),
-    "Lightning, automatic (closure)": lambda b, s, w: lightning_seconds_per_step(
+    "Lightning, automatic (closure)": lambda b, s, w, _: lightning_seconds_per_step(
         b, s, w, None, logger=False, log_steps=False
     ),
-    "+ self.log every 10 steps, TensorBoard": lambda b, s, w: lightning_seconds_per_step(
+    "+ self.log every 10 steps, TensorBoard": lambda b, s, w, _: lightning_seconds_per_step(
         b, s, w, None
     ),
-    "+ progress bar": lambda b, s, w: lightning_seconds_per_step(
+    "+ progress bar": lambda b, s, w, _: lightning_seconds_per_step(
         b, s, w, None, logger=False, log_steps=False, progress_bar=True
     ),
-    "+ NonFiniteGuard": lambda b, s, w: lightning_seconds_per_step(
+    "+ NonFiniteGuard": lambda b, s, w, _: lightning_seconds_per_step(
         b, s, w, "NonFiniteGuard", logger=False, log_steps=False
     ),
 }
@@ -317,18 +140,22 @@ GAP_PARTS = [  # (what, arm, compared with)
 ]
 
 
-def lightning_gap_rows(quick: bool, repeats: int) -> list[dict]:
+def lightning_gap_rows(
+    quick: bool, repeats: int, base: list[str] | None = None, device: str = "cpu", label: str = ""
+) -> list[dict]:
     """Where the per-step gap between Lightning and the plain loop goes, in ms per step
-    (each arm from the same process, arms alternated, medians)."""
+    (each arm from the same process, arms alternated, medians). `base`: the shape's
+    overrides (default: the default shape); the Lightning arms take the device from it."""
     steps, warmup = (40, 5) if quick else (300, 20)
-    base = ["~callbacks"]
+    base = (base or []) + ["~callbacks"]
     samples = alternate(
-        {name: (lambda f=f: f(base, steps, warmup)) for name, f in GAP_ARMS.items()}, repeats
+        {name: (lambda f=f: f(base, steps, warmup, device)) for name, f in GAP_ARMS.items()},
+        repeats,
     )
     ms = {name: median(v) * 1e3 for name, v in samples.items()}
     rows = [
         {
-            "what": f"Lightning gap: {what} (ms/step)",
+            "what": f"{label}Lightning gap: {what} (ms/step)",
             "value": ms[arm] - ms[against],
             "goal": "(profile)",
             "detail": f"{ms[arm]:.2f} vs {ms[against]:.2f} ms/step, "
@@ -346,7 +173,7 @@ def data_share(overrides, step_seconds: float) -> dict:
 
     with tempfile.TemporaryDirectory() as out:
         cfg, parts = build_parts(overrides, out)
-    task, size = parts["task"], cfg.data.batch_size
+    task, size = parts.task, cfg.data.batch_size
     counter = iter(range(10**9))
     sample = Timer(
         "fn()", globals={"fn": lambda: task_batch(task, size, 0, TRAIN_STREAM, next(counter))}
@@ -380,12 +207,12 @@ import time, sys, json
 t0 = float(sys.argv[1]); marks = {"interpreter up": time.time() - t0}
 import torch; marks["import torch"] = time.time() - t0
 import lightning; marks["import lightning"] = time.time() - t0
-sys.path.insert(0, sys.argv[2]); import scripts.bench as b
+sys.path.insert(0, sys.argv[2]); import src.timed_loops as b
 cfg, parts = b.build_parts(["trainer.max_steps=1", "trainer.enable_progress_bar=false",
                             "trainer.enable_model_summary=false", "~callbacks", "~logger"],
                            sys.argv[3])
 marks["compose config + build model, data, trainer"] = time.time() - t0
-parts["trainer"].fit(parts["model"], datamodule=parts["datamodule"])
+parts.trainer.fit(parts.model, datamodule=parts.datamodule)
 marks["first optimizer step done"] = time.time() - t0
 print(json.dumps(marks))
 """
@@ -488,7 +315,7 @@ threads = json.loads(sys.argv[1])
 import torch
 if threads:
     torch.set_num_threads(threads)
-sys.path.insert(0, sys.argv[2]); import scripts.bench as b
+sys.path.insert(0, sys.argv[2]); import src.timed_loops as b
 seconds = b.lightning_seconds_per_step(["~callbacks"], int(sys.argv[3]), int(sys.argv[4]), None)
 print(json.dumps({"it_s": 1 / seconds, "threads": torch.get_num_threads()}))
 """
@@ -496,7 +323,7 @@ print(json.dumps({"it_s": 1 / seconds, "threads": torch.get_num_threads()}))
 
 def _its_in_fresh_process(arm: str, steps: int, warmup: int, loaded: bool) -> float:
     """Default-shape training it/s in a fresh process whose thread settings are set before
-    torch loads: `old` = torch's defaults, `policy` = src.config.thread_policy."""
+    torch loads: `old` = torch's defaults, `policy` = src.threads.thread_policy."""
     env = child_env(os.environ)
     threads = None
     if arm == "policy":
@@ -593,41 +420,6 @@ GPU_ON_CPU_TINY_SHAPE = [
 ]
 
 
-def model_flops_per_token(net, seq_len: int) -> int:
-    """nanoGPT's count for this network: N is every parameter but the positional table
-    (a lookup); the token embedding is tied to the unembedding, a matmul, and counts once."""
-    lookups = {id(p) for p in net.position.parameters()}
-    n = sum(p.numel() for p in net.parameters() if id(p) not in lookups)
-    attn = net.blocks[0].attn
-    return flops_per_token(n, len(net.blocks), attn.heads, attn.head_dim, seq_len)
-
-
-def check_sdpa_backend(net, inputs, device: str) -> str:
-    """Which fused SDPA kernel runs this shape: flash, else memory-efficient. The math
-    fallback is never allowed (sdpa_kernel then raises), so this fails loudly instead of
-    reporting a slow figure as the model's."""
-    import torch
-    from torch.nn.attention import SDPBackend, sdpa_kernel
-
-    errors = []
-    for name, backend in (
-        ("flash", SDPBackend.FLASH_ATTENTION),
-        ("memory-efficient", SDPBackend.EFFICIENT_ATTENTION),
-    ):
-        try:
-            with sdpa_kernel([backend]), torch.autocast(device, dtype=torch.bfloat16):
-                logits, _ = net(inputs)
-                logits.float().sum().backward()
-            net.zero_grad(set_to_none=True)
-            return name
-        except RuntimeError as err:
-            errors.append(f"{name}: {str(err).splitlines()[0]}")
-    sys.exit(
-        "error: neither flash nor memory-efficient attention runs this shape, only the math "
-        f"fallback would ({'; '.join(errors)})."
-    )
-
-
 def gpu_rows(tiny: bool, peak_override: float | None, quick: bool, compile_arm: bool = True):
     """Tokens/s and MFU at GPT-2 small's shape: plain loop, Lightning, Lightning compiled.
     `tiny`: the same path on CPU with GPU_ON_CPU_TINY_SHAPE (tests; no GPU at hand)."""
@@ -638,7 +430,7 @@ def gpu_rows(tiny: bool, peak_override: float | None, quick: bool, compile_arm: 
     device = "cpu" if tiny else "cuda"
     with tempfile.TemporaryDirectory() as out:
         cfg, parts = build_parts(overrides, out)
-    net, task = parts["model"].net.to(device), parts["task"]
+    net, task = parts.model.net.to(device), parts.task
     from src.data.datamodule import TaskStream
 
     batch = next(iter(TaskStream(task, cfg.data.batch_size, cfg.seed)))
@@ -649,23 +441,36 @@ def gpu_rows(tiny: bool, peak_override: float | None, quick: bool, compile_arm: 
     fpt = model_flops_per_token(net, task.seq_len)
     tokens = cfg.data.batch_size * task.seq_len
     steps, warmup = (3, 1) if tiny else ((20, 5) if quick else (100, 10))
+    arms = {
+        "plain loop": lambda: plain_seconds_per_step(overrides, steps, warmup, device=device)[0],
+        "Lightning": lambda: lightning_seconds_per_step(overrides, steps, warmup, None),
+    }
+    if compile_arm:
+        arms["plain loop, compiled"] = lambda: plain_seconds_per_step(
+            overrides, steps, warmup, compile_model=True, device=device
+        )[0]
+        arms["Lightning, compile=true"] = lambda: lightning_seconds_per_step(
+            overrides, steps, warmup, None, compile_model=True
+        )
+    # Alternated rounds, medians: measured once each in this fixed order on an H200, the
+    # last arm (Lightning compiled) came out at 0.93-0.94 of the plain loop in three runs;
+    # in two alternated rounds of the same arms, 0.98 (README, Performance on a GPU).
+    repeats = 1 if tiny or quick else 2
     with sdpa_kernel(allowed):  # the math fallback raises instead of running
-        plain, _ = plain_seconds_per_step(overrides, steps, warmup, device=device)
-        arms = {"plain loop": plain}
-        arms["Lightning"] = lightning_seconds_per_step(overrides, steps, warmup, None)
-        if compile_arm:
-            arms["Lightning, compile=true"] = lightning_seconds_per_step(
-                overrides, steps, warmup, None, compile_model=True
-            )
+        samples = alternate(arms, repeats)
+    seconds_per_step = {arm: median(times) for arm, times in samples.items()}
+    import lightning
+
+    versions = f"torch {torch.__version__}, lightning {lightning.__version__}"
     rows = [
         {
             "what": f"GPU shape: SDPA backend ({name})",
             "value": backend,
             "goal": "flash or memory-efficient",
-            "detail": "math fallback disabled while measuring",
+            "detail": f"math fallback disabled while measuring; {versions}",
         }
     ]
-    for arm, seconds in arms.items():
+    for arm, seconds in seconds_per_step.items():
         tps = tokens / seconds
         value = mfu(tps, fpt, peak) if peak else float("nan")
         rows.append(
@@ -673,17 +478,22 @@ def gpu_rows(tiny: bool, peak_override: float | None, quick: bool, compile_arm: 
                 "what": f"GPU shape, {arm}: MFU",
                 "value": value,
                 "goal": ">= 0.4" if arm.endswith("compile=true") else "",
-                "detail": f"{tps:,.0f} tokens/s, {fpt:,} FLOPs/token, peak "
+                "detail": f"{tps:,.0f} tokens/s, {1e3 * seconds:.1f} ms/step, {fpt:,} "
+                "FLOPs/token, peak "
                 + (f"{peak:g} TFLOP/s" if peak else "unknown: pass --peak-tflops"),
             }
         )
+    pairs = [("eager", "plain loop", "Lightning", "")]
     if compile_arm:
+        pairs.append(("compiled", "plain loop, compiled", "Lightning, compile=true", ">= 0.97"))
+    for label, plain_arm, lightning_arm, goal in pairs:
         rows.append(
             {
-                "what": "GPU shape: Lightning / plain loop tokens/s, compiled",
-                "value": ratio(plain, arms["Lightning, compile=true"]),
-                "goal": ">= 0.97",
-                "detail": "the plain loop is eager; see README",
+                "what": f"GPU shape: Lightning / plain loop tokens/s, {label}",
+                "value": ratio(seconds_per_step[plain_arm], seconds_per_step[lightning_arm]),
+                "goal": goal,
+                "detail": f"{steps} steps after {warmup} warm-up, median of {repeats} "
+                "alternated runs",
             }
         )
     return rows
@@ -691,7 +501,8 @@ def gpu_rows(tiny: bool, peak_override: float | None, quick: bool, compile_arm: 
 
 def preflight(extra: list[str], gpu: bool) -> None:
     """Every shape this run will build fits memory, or the bench stops before any work."""
-    from src.config import ConfigError, check_memory, check_values, estimate_memory
+    from src.config import ConfigError, check_values
+    from src.memory import check_memory, estimate_memory
     from src.train import _instantiate
 
     shapes = {"GPU": GPU_SHAPE} if gpu else {k: v + extra for k, v in SHAPES.items()}
@@ -793,6 +604,11 @@ def main() -> None:
         help="the --gpu code path on CPU at a tiny shape (a test of the mode, not a figure)",
     )
     parser.add_argument(
+        "--gap",
+        action="store_true",
+        help="with --gpu: also the Lightning gap's parts at that shape (eager, ~2 min)",
+    )
+    parser.add_argument(
         "--peak-tflops",
         type=float,
         help="the device's dense bf16 peak in TFLOP/s, for MFU (default: a table of known GPUs)",
@@ -816,6 +632,12 @@ def main() -> None:
                 sys.exit(EXIT_BAD_INPUT)
             preflight([], gpu=True)
         rows = gpu_rows(tiny, args.peak_tflops, args.quick, compile_arm=not tiny or args.compile)
+        if args.gap:  # the Lightning gap's parts at this shape, eager
+            shape = GPU_ON_CPU_TINY_SHAPE if tiny else GPU_SHAPE
+            # 40 steps an arm: a GPU's step times vary far less than a shared CPU's
+            rows += lightning_gap_rows(
+                True, 1 if tiny else 2, shape, "cpu" if tiny else "cuda", "GPU shape: "
+            )
         _report(rows, "gpu-on-cpu-tiny" if tiny else "gpu", args.json)
         return
     preflight(args.shape, gpu=False)
@@ -837,7 +659,7 @@ def main() -> None:
         )
         with tempfile.TemporaryDirectory() as out:
             cfg, parts = build_parts(base, out)
-        tokens = cfg.data.batch_size * parts["task"].seq_len
+        tokens = cfg.data.batch_size * parts.task.seq_len
         p, lt = median(times["plain"]), median(times["lightning"])
         step_time[shape] = p
         rows.append(

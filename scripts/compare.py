@@ -1,7 +1,9 @@
 """Summarise a sweep: `python scripts/compare.py logs/multiruns/<time>`.
 
 Writes loss_curves.png (curves over steps), final_vs_<knob>.png (final metrics against the
-swept knob) and summary.md into the sweep folder, and prints the table.
+swept knob) and summary.md into the sweep folder, and prints the table. With --publish, a
+sweep of `-m experiment=NAME` is also copied to scripts/results/NAME/, the folder the README
+shows.
 """
 
 import argparse
@@ -9,6 +11,7 @@ import sys
 from pathlib import Path
 
 from src.compare import EXACT, CompareError, compare
+from src.run_dirs import RESULTS_DIR, ROOT, experiment_of, results_dir
 
 
 def main() -> None:
@@ -29,6 +32,12 @@ def main() -> None:
         help="the knob for the final-metric plot's x axis (default: heads if it varies, "
         "else the first varying numeric knob)",
     )
+    parser.add_argument(
+        "--publish",
+        action="store_true",
+        help=f"also copy them to {RESULTS_DIR.relative_to(ROOT)}/NAME/ "
+        "(a sweep of experiment=NAME)",
+    )
     args = parser.parse_args()
     if not args.sweep_dir.is_dir():
         sys.exit(
@@ -36,11 +45,14 @@ def main() -> None:
             "logs/multiruns/<time>."
         )
     try:
-        print(compare(args.sweep_dir, args.threshold_metric, args.threshold, args.x))
+        print(compare(args.sweep_dir, args.threshold_metric, args.threshold, args.x, args.publish))
     except CompareError as err:
         sys.exit(f"error: {err}")
     written = ", ".join(p.name for p in sorted(args.sweep_dir.glob("final_vs_*.png")))
     print(f"\nwrote loss_curves.png, {written} and summary.md into {args.sweep_dir}")
+    if args.publish:
+        run = next(args.sweep_dir.rglob(".hydra")).parent  # compare checked they agree
+        print(f"and copied them to {results_dir(experiment_of(run))}")
 
 
 if __name__ == "__main__":

@@ -10,7 +10,9 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
-from src.config import available_cpus, missing_extra, register_resolvers, threads_per_job
+from src.config import missing_extra
+from src.run_dirs import register_resolvers
+from src.threads import available_cpus, threads_per_job
 
 register_resolvers()
 
@@ -22,6 +24,7 @@ def main(cfg: DictConfig) -> float | None:
     job = HydraConfig.get()
     threads = threads_per_job(job.get("launcher"), available_cpus())
 
+    from src.metric_names import VAL_LOSS
     from src.train import ConfigError, TrainingDiverged, train  # torch loads only when needed
 
     try:
@@ -31,7 +34,7 @@ def main(cfg: DictConfig) -> float | None:
         if job.mode == RunMode.MULTIRUN:
             raise  # Hydra records the job as failed, runs the others, then exits non-zero
         sys.exit(EXIT_CONFIG_ERROR if isinstance(err, ConfigError) else EXIT_DIVERGED)
-    return result["metrics"].get("val/loss")  # what a hyper-parameter sweeper minimises
+    return result["metrics"].get(VAL_LOSS)  # what a hyper-parameter sweeper minimises
 
 
 if __name__ == "__main__":

@@ -137,6 +137,11 @@ class RecordModelConfig(L.Callback):
         checkpoint[MODEL_CONFIG_KEY] = dict(self.config)
 
 
+# Knobs added after checkpoints began recording the model config, with the value that
+# describes the models saved before them: an older record lacks the key, and matches this.
+ADDED_LATER = {"model.net.rope_base": 10000}
+
+
 def check_same_model(checkpoint: dict[str, Any], config: dict[str, Any], path: _PATH) -> None:
     """Refuse a checkpoint saved by a model defined otherwise, naming every differing key.
 
@@ -149,7 +154,7 @@ def check_same_model(checkpoint: dict[str, Any], config: dict[str, Any], path: _
     missing = object()
     differ = []
     for key in sorted(set(saved) | set(config)):
-        old, new = saved.get(key, missing), config.get(key, missing)
+        old, new = saved.get(key, ADDED_LATER.get(key, missing)), config.get(key, missing)
         if old != new or type(old) is not type(new):  # scale=1 is not scale=true
             differ.append(f"{key}: checkpoint {_show(old)}, this config {_show(new)}")
     if differ:

@@ -9,15 +9,18 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 import statistics
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
 
-LOSS, EXACT = "val/loss", "val/exact_match"
-ENTROPY, SATURATED = "attn/entropy", "attn/saturated_frac"
-KNOCKOUT = "knockout/"  # HeadKnockout's loss rises, one scalar per head, at the end
+from src import metric_names as names
+from src.run_dirs import experiment_of, results_dir
+
+LOSS, EXACT = names.VAL_LOSS, names.VAL_EXACT_MATCH
+ENTROPY, SATURATED = names.ATTN_ENTROPY, names.ATTN_SATURATED
 EARLY_STEPS = 100  # "early on": gradient norms are averaged over the first steps
 MATTERS = 0.1  # nats: a head "matters" when knocking it out raises the val loss by more
 
@@ -38,6 +41,7 @@ class Run:
     metrics: dict[str, float] = field(default_factory=dict)
     curves: dict[str, tuple[list[int], list[float]]] = field(default_factory=dict)
     knobs: dict[str, str] = field(default_factory=dict)  # the run's config, flattened
+    experiment: str | None = None  # the `experiment=NAME` it was started with
 
 
 NOT_A_KNOB = ("seed", "ckpt_path", "paths", "hydra", "compile")  # never what is compared
@@ -73,8 +77,19 @@ def _labels(configs: list[dict[str, str]]) -> list[str]:
     return [",".join(f"{k}={c.get(k, '-')}" for k in varying) or "all runs" for c in configs]
 
 
+def wanted(tag: str) -> bool:
+    """Whether compare reads this scalar: the val loss and exact match, the attention's
+    entropy and saturation over all heads, W_q/W_k gradient norms, and the knock-out."""
+    return (
+        tag in (LOSS, EXACT, ENTROPY, SATURATED, names.KNOCKOUT_BASE_LOSS)
+        or names.matches(names.KNOCKOUT_HEAD, tag)
+        or names.matches(names.GRAD_QUERY_KEY, tag)
+    )
+
+
 def read_curves(path: Path) -> dict[str, tuple[list[int], list[float]]]:
-    """Every scalar compare needs, as (steps, values), through TensorBoard's own reader."""
+    """Every scalar compare needs (`wanted`), as (steps, values), through TensorBoard's own
+    reader."""
     from tensorboard.backend.event_processing.event_accumulator import (
         SCALARS,
         EventAccumulator,
@@ -84,12 +99,11 @@ def read_curves(path: Path) -> dict[str, tuple[list[int], list[float]]]:
     events.Reload()
     curves = {}
     for tag in events.Tags()["scalars"]:
-        wanted = tag in (LOSS, EXACT, ENTROPY, SATURATED) or tag.startswith(KNOCKOUT)
-        if wanted or tag.endswith(("/query", "/key")):
+        if wanted(tag):
             points = events.Scalars(tag)
-            # Lightning logs its own metrics at the finished batch counted from 0; ours
-            # (attn/*, grad/*) at the number of optimizer steps taken. Count steps taken.
-            shift = 1 if tag.startswith(("train/", "val/")) else 0
+            # Lightning logs the module's metrics at the finished batch counted from 0; the
+            # callbacks (attn/*, grad/*) at the number of optimizer steps taken. Count steps taken.
+            shift = 1 if tag in names.LOGGED_BY_LIGHTNING else 0
             curves[tag] = ([p.step + shift for p in points], [p.value for p in points])
     return curves
 
@@ -99,7 +113,7 @@ def early_qk_grad(run: Run) -> float | None:
     values = [
         v
         for tag, (steps, vals) in run.curves.items()
-        if tag.startswith("grad/")
+        if names.matches(names.GRAD_QUERY_KEY, tag)
         for s, v in zip(steps, vals)
         if s <= EARLY_STEPS
     ]
@@ -120,7 +134,8 @@ def load_runs(sweep_dir: Path) -> list[Run]:
             status, metrics = saved.get("status", "finished"), saved.get("metrics", {})
         curves = read_curves(path)
         seed = str(config.get("seed", "0"))
-        runs.append(Run(path, label, seed, task, status, metrics, curves, knobs))
+        run = Run(path, label, seed, task, status, metrics, curves, knobs, experiment_of(path))
+        runs.append(run)
     if not runs:
         raise CompareError(
             f"no runs found in {sweep_dir}: expected run folders with a .hydra/ folder inside, "
@@ -148,20 +163,15 @@ def steps_to_reach(
     return None
 
 
-def _mean_std(values: list[float]) -> str:
+def _spread(values: list[float], centre: str = "median") -> str:
+    """`median [min, max]` (a spread one odd seed cannot hide in a standard deviation), or
+    `mean ± std` with centre="mean"; a single value as it is, none as "—"."""
     if not values:
         return "—"
     if len(values) == 1:
         return f"{values[0]:.3g}"
-    return f"{statistics.mean(values):.3g} ± {statistics.stdev(values):.2g}"
-
-
-def _median_range(values: list[float]) -> str:
-    """Median [min, max]: a spread that one odd seed cannot hide in a standard deviation."""
-    if not values:
-        return "—"
-    if len(values) == 1:
-        return f"{values[0]:.3g}"
+    if centre == "mean":
+        return f"{statistics.mean(values):.3g} ± {statistics.stdev(values):.2g}"
     return f"{statistics.median(values):.3g} [{min(values):.2g}, {max(values):.2g}]"
 
 
@@ -182,7 +192,9 @@ def _finals(runs: list[Run], tag: str) -> list[float]:
 def knockout_rises(run: Run) -> list[float]:
     """The run's val-loss rise for each head knocked out (HeadKnockout), any order."""
     return [
-        values[-1] for tag, (_, values) in run.curves.items() if tag.startswith(KNOCKOUT + "layer")
+        values[-1]
+        for tag, (_, values) in run.curves.items()
+        if names.matches(names.KNOCKOUT_HEAD, tag)
     ]
 
 
@@ -215,10 +227,10 @@ def summarise(
             {
                 "configuration": label,
                 f"runs ending at {reach} [95% CI]": f"{wins}/{len(done)} [{low:.2f}, {high:.2f}]",
-                "exact match, median [min, max]": _median_range(
+                "exact match, median [min, max]": _spread(
                     [r.metrics[EXACT] for r in done if EXACT in r.metrics]
                 ),
-                "val loss, median [min, max]": _median_range(
+                "val loss, median [min, max]": _spread(
                     [r.metrics[LOSS] for r in done if LOSS in r.metrics]
                 ),
                 f"steps to reach {reach}": (
@@ -226,13 +238,13 @@ def summarise(
                     if hit
                     else f"— (0/{len(done)})"
                 ),
-                "attn entropy": _mean_std(_finals(done, ENTROPY)),
-                "saturated rows": _mean_std(_finals(done, SATURATED)),
-                f"W_q,W_k grad, steps ≤{EARLY_STEPS}": _mean_std(
-                    [g for g in map(early_qk_grad, done) if g is not None]
+                "attn entropy": _spread(_finals(done, ENTROPY), "mean"),
+                "saturated rows": _spread(_finals(done, SATURATED), "mean"),
+                f"W_q,W_k grad, steps ≤{EARLY_STEPS}": _spread(
+                    [g for g in map(early_qk_grad, done) if g is not None], "mean"
                 ),
-                "knock-out: largest loss rise": _median_range([max(r) for r in rises]),
-                f"heads whose knock-out costs > {MATTERS:g}": _median_range(
+                "knock-out: largest loss rise": _spread([max(r) for r in rises]),
+                f"heads whose knock-out costs > {MATTERS:g}": _spread(
                     [float(sum(x > MATTERS for x in r)) for r in rises]
                 ),
                 "seeds": f"{len(done)}/{len(group)}"
@@ -494,23 +506,40 @@ def plot_final_vs_knob(
     plt.close(figure)
 
 
+def experiment_name(runs: list[Run]) -> str | None:
+    """The experiment every run was started with (`experiment=NAME`), or None."""
+    names = {r.experiment for r in runs}
+    return names.pop() if len(names) == 1 else None
+
+
 def compare(
-    sweep_dir: Path, threshold_metric: str = EXACT, threshold: float = 0.9, x: str | None = None
+    sweep_dir: Path,
+    threshold_metric: str = EXACT,
+    threshold: float = 0.9,
+    x: str | None = None,
+    publish: bool = False,
 ) -> str:
     """Write loss_curves.png, final_vs_<knob>.png and summary.md into `sweep_dir`; return
-    the table."""
+    the table. `publish`: copy them to the experiment's results folder too (run_dirs)."""
     runs = load_runs(sweep_dir)
+    experiment = experiment_name(runs)
+    if publish and experiment is None:
+        found = sorted({str(r.experiment) for r in runs})
+        raise CompareError(
+            f"--publish files a sweep under its experiment's results folder, but the runs in "
+            f"{sweep_dir} were not all started with one experiment=NAME (found: "
+            f"{', '.join(found)}). Publish a sweep of `-m experiment=NAME` instead."
+        )
     knob = choose_x(runs, x)
     rows = summarise(runs, threshold_metric, threshold)
     table = markdown_table(rows)
     task = runs[0].task
     plot(runs, sweep_dir / "loss_curves.png", f"{task} ({len(runs)} runs)")
-    plot_final_vs_knob(
-        runs, knob, sweep_dir / f"final_vs_{knob}.png", task, threshold_metric, threshold
-    )
+    final_plot = sweep_dir / f"final_vs_{knob}.png"
+    plot_final_vs_knob(runs, knob, final_plot, task, threshold_metric, threshold)
     finished = sum(r.status == "finished" for r in runs)
     (sweep_dir / "summary.md").write_text(
-        f"# {sweep_dir.name}: {task}, {finished}/{len(runs)} runs finished\n\n"
+        f"# {experiment or sweep_dir.name}: {task}, {finished}/{len(runs)} runs finished\n\n"
         "Per configuration (the config keys that differ between runs, seed aside): how many "
         f"finished runs ended at {threshold_metric} {'≤' if 'loss' in threshold_metric else '≥'} "
         f"{threshold:g}, with a 95% Wilson interval; medians [min, max] of the final values; "
@@ -518,4 +547,11 @@ def compare(
         "is zeroed (largest over heads, and how many heads cost more than "
         f"{MATTERS:g} nats); `seeds` = finished/all runs.\n\n{table}\n"
     )
+    if publish:
+        target = results_dir(experiment)
+        target.mkdir(parents=True, exist_ok=True)
+        for old in target.glob("final_vs_*.png"):  # a plot against another knob is stale
+            old.unlink()
+        for written in (sweep_dir / "loss_curves.png", final_plot, sweep_dir / "summary.md"):
+            shutil.copy2(written, target / written.name)
     return table

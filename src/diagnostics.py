@@ -10,6 +10,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from src.metric_names import attn_tag
 from src.modules.attention import AttentionMaps, causal_mask
 
 SATURATION_THRESHOLD = 0.9  # a row whose largest weight exceeds this is "saturated"
@@ -28,6 +29,8 @@ def attention_stats(weights: Tensor, logits: Tensor, causal: bool) -> dict[str, 
     entropy: row entropy / log(visible keys), 1 = uniform over what the row can see, 0 = one-hot.
     max_prob: mean over rows of the largest weight. saturated_frac: share of rows whose
     largest weight exceeds 0.9. logit_std, logit_absmax: of the visible pre-softmax logits.
+    distance: how far a row looks, sum_j w_ij |i - j| in positions (0 = itself, 1 = the
+    previous token; a copy head at offset n reads n).
     """
     T = weights.size(-1)
     visible = visible_keys(T, causal, weights.device)  # (T, T)
@@ -38,12 +41,16 @@ def attention_stats(weights: Tensor, logits: Tensor, causal: bool) -> dict[str, 
     normalised = entropy / n_visible[rows].to(w.dtype).log()  # (B, nh, R)
     max_prob = w.amax(-1)  # (B, nh, R)
     visible_logits = logits[..., visible].transpose(0, 1).flatten(1)  # (nh, B * n_visible)
+    position = torch.arange(T, device=weights.device)
+    offset = (position[:, None] - position[None, :]).abs().to(w.dtype)  # (T, T): |i - j|
+    distance = (w * offset[rows]).sum(-1)  # (B, nh, R)
     return {
         "entropy": normalised.mean(dim=(0, 2)),
         "max_prob": max_prob.mean(dim=(0, 2)),
         "saturated_frac": (max_prob > SATURATION_THRESHOLD).float().mean(dim=(0, 2)),
         "logit_std": visible_logits.std(dim=1),
         "logit_absmax": visible_logits.abs().amax(dim=1),
+        "distance": distance.mean(dim=(0, 2)),
     }
 
 
@@ -56,9 +63,9 @@ def attention_scalars(maps: list[AttentionMaps], causal: bool) -> dict[str, floa
         for name, per_head in stats.items():
             totals.setdefault(name, []).append(per_head)
             for head, value in enumerate(per_head.tolist()):
-                scalars[f"attn/layer{layer}/head{head}/{name}"] = value
+                scalars[attn_tag(name, layer, head)] = value
     for name, parts in totals.items():
         all_heads = torch.cat(parts)
         summary = all_heads.max() if name == "logit_absmax" else all_heads.mean()
-        scalars[f"attn/{name}"] = summary.item()
+        scalars[attn_tag(name)] = summary.item()
     return scalars

@@ -8,7 +8,7 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig
 
-from src.config import register_resolvers
+from src.run_dirs import register_resolvers
 
 EXIT_CONFIG_ERROR = 2
 CONF = Path(__file__).resolve().parents[1] / "conf"  # the same configs as scripts/train.py

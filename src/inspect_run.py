@@ -4,7 +4,7 @@ The model is rebuilt from the run's own `.hydra/config.yaml` (nobody retypes hea
 the task) and loaded with weights_only. Prompts are typed in the task's glyphs; which
 positions the user types, which the task fixes (the `|` separator) and which are answers
 is read off the task's own samples, so every task works without a parser of its own. Only
-the expected answer needs the task's rule (`expected_answers`). Everything is checked
+the expected answer is the task's own rule (`Task.expected_answers`). Everything is checked
 before any model is loaded; a bad value is a ConfigError (exit 2). Outputs go to this
 inspection's own folder, never to the inspected run's.
 """
@@ -23,7 +23,7 @@ from torch import Tensor
 from src.checkpointing import CheckpointError, check_fits, load_checkpoint
 from src.config import ConfigError
 from src.data.datamodule import VAL_STREAM, task_batch
-from src.data.tasks import AssociativeRecall, Batch, GroupMaxSum, Task, _SequenceTransform
+from src.data.tasks import Batch, Task
 from src.diagnostics import visible_keys
 from src.modules import TransformerLM, greedy_generate, head_knockout_losses
 from src.train import _instantiate, _positional_table_length, resolve_checkpoint
@@ -203,30 +203,11 @@ def parse_prompt(task: Task, text: str) -> Tensor:
     return sequence
 
 
-def expected_answers(task: Task, sequence: Tensor, answers: list[int]) -> list[int | None]:
-    """The task's rule applied to a typed prompt: the right token per answer position
-    (None where the rule gives none, e.g. a query key missing from the table)."""
-    if isinstance(task, _SequenceTransform):
-        return task.transform(sequence[None, : task.length])[0].tolist()
-    if isinstance(task, AssociativeRecall):
-        table = sequence[: 2 * task.num_pairs].view(-1, 2).tolist()  # [(key, value), ...]
-        lookup = dict(table)  # a repeated key: its last value
-        return [lookup.get(int(sequence[p - 1])) for p in answers]
-    if isinstance(task, GroupMaxSum):
-        tokens = sequence[: task.length]  # (T,)
-        groups, values = tokens // task.num_values, tokens % task.num_values
-        maxima = [values[groups == g].max() for g in range(task.D) if (groups == g).any()]
-        if len(maxima) < task.D:  # a group missing from the prompt: no rule applies
-            return [None]
-        return [task.answer_offset + int(sum(maxima))]
-    return [None] * len(answers)  # a task inspect.py has no rule for
-
-
 def prompt_batch(task: Task, sequence: Tensor) -> tuple[Batch, bool]:
     """A one-example Batch from a typed prompt (answers from the task's rule), and whether
     the rule gave every answer (if not, the model's own answers stand in for scoring)."""
     layout = PromptLayout.of(task)
-    expected = expected_answers(task, sequence, layout.answers)
+    expected = task.expected_answers(sequence, layout.answers)
     sequence = sequence.clone()
     for p, token in zip(layout.answers, expected):
         sequence[p] = 0 if token is None else token
@@ -387,7 +368,7 @@ def inspect_model(cfg: DictConfig) -> str:
     targets = batch.targets if known else generated  # score the model's own answers otherwise
     lines = [
         f"model: {run_dir} (step {loaded.step}, {task.name}, "
-        f"{len(net.blocks)} layers x {net.blocks[0].attn.heads} heads, "
+        f"{len(net.attention_layers())} layers x {net.config.heads} heads, "
         f"scale={_scale_text(net)})",
         "",
         "Greedy generation (each answer token fed back before the next; ^ marks a wrong token):",
@@ -396,7 +377,7 @@ def inspect_model(cfg: DictConfig) -> str:
     ]
     if not known:
         lines += [f"({task.name}: inspect.py knows no rule for the expected answer)", ""]
-    causal = net.blocks[0].attn.causal
+    causal = net.config.causal
     for i in range(batch.inputs.size(0)):
         sequence = torch.where(batch.loss_mask[i], generated[i], batch.targets[i])  # (T,)
         inputs = torch.cat([batch.inputs[i, :1], sequence[:-1]])  # the generated sequence
@@ -443,5 +424,5 @@ def _shown(path: Path) -> str:
 
 
 def _scale_text(net: TransformerLM) -> str:
-    attn = net.blocks[0].attn
+    attn = net.attention_layers()[0]
     return f"{attn.scale:g} (1/sqrt(d_k) = {attn.head_dim**-0.5:.3g})"

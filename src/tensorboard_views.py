@@ -12,29 +12,28 @@ than through Lightning's `log_hyperparams` so that (1) the metric columns point 
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tensorboard.compat.proto.summary_pb2 import Summary, SummaryMetadata
 from tensorboard.plugins.hparams import api_pb2, metadata, plugin_data_pb2
 
-# The attention statistics charted per layer (src/diagnostics.py names them).
-LAYOUT_STATS = ("entropy", "saturated_frac", "logit_std")
+from src import metric_names as names
+from src.metric_names import FINAL_METRICS  # the hparams tab's metric columns
+
+if TYPE_CHECKING:
+    from omegaconf import DictConfig
+
+    from src.modules.config import ModelConfig
+
+# The attention statistics charted per layer (src/diagnostics.py computes them).
+LAYOUT_STATS = ("entropy", "saturated_frac", "logit_std", "distance")
 CURVES = {
-    "loss": ["train/loss", "val/loss"],
-    "exact match": ["train/exact_match", "val/exact_match", "val/gen_exact_match"],
-    "accuracy": ["train/acc", "val/acc", "val/gen_acc"],
+    "loss": [names.TRAIN_LOSS, names.VAL_LOSS],
+    "exact match": [names.TRAIN_EXACT_MATCH, names.VAL_EXACT_MATCH, names.VAL_GEN_EXACT_MATCH],
+    "accuracy": [names.TRAIN_ACC, names.VAL_ACC, names.VAL_GEN_ACC],
 }
 # Ticked by default in the HPARAMS tab (TensorBoard shows five columns, `differs` first).
 DEFAULT_COLUMNS = ("heads", "scale", "head_dim", "seed", "task")
-# What a run reports at its end: metrics.json (src/train.py) and the hparams tab's columns.
-FINAL_METRICS = (
-    "val/loss",
-    "val/acc",
-    "val/exact_match",
-    "val/gen_acc",
-    "val/gen_exact_match",
-    "train/loss",
-)
 
 
 def custom_scalars_layout(layers: int) -> dict[str, dict[str, list]]:
@@ -46,7 +45,7 @@ def custom_scalars_layout(layers: int) -> dict[str, dict[str, list]]:
         layout[f"attention layer {layer}"] = {
             f"layer {layer} {stat} (every head)": [
                 "Multiline",
-                [rf"attn/layer{layer}/head\d+/{stat}"],
+                [names.pattern(names.ATTN_HEAD, layer=layer, stat=stat)],
             ]
             for stat in LAYOUT_STATS
         }
@@ -58,6 +57,29 @@ def scale_word(scale: bool | float | int | str) -> str:
     if isinstance(scale, bool):
         return "true" if scale else "false"
     return f"{scale:g}" if isinstance(scale, (int, float)) else str(scale)
+
+
+def hparams_for_tensorboard(cfg: DictConfig, net: ModelConfig, task_name: str) -> dict[str, Any]:
+    """The knobs worth a column in TensorBoard's hparams tab, as the run was built.
+
+    The model's columns come from the built network's config `net`, not from the config
+    file: `heads=2` and `model.net.heads=2` both set the head count, and only the built
+    model knows which one won. `scale` is the word typed (true/false/0.25), not TensorBoard's
+    1.0/0.0 for a bool; `head_dim` is the head size in use, d_model/heads when left unset.
+    """
+    return {
+        "heads": net.heads,
+        "scale": scale_word(net.scale),
+        "seed": cfg.seed,
+        "task": task_name,
+        "d_model": net.d_model,
+        "layers": net.layers,
+        "head_dim": net.head_size,
+        "positional": net.positional,
+        "lr": cfg.model.lr,
+        "batch_size": cfg.data.batch_size,
+        "max_steps": cfg.trainer.max_steps,
+    }
 
 
 def _summary(tag: str, data: plugin_data_pb2.HParamsPluginData) -> Summary:

@@ -12,6 +12,8 @@ import os
 import re
 import time
 import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -21,9 +23,9 @@ import torch
 from hydra.errors import InstantiationException
 from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.utilities.rank_zero import rank_zero_only
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
-from src.callbacks import NonFiniteError
+from src.callbacks.guard import TrainingDiverged
 from src.checkpointing import (
     CheckpointError,
     RecordModelConfig,
@@ -32,17 +34,14 @@ from src.checkpointing import (
     check_same_model,
     load_checkpoint,
 )
-from src.config import (
-    ConfigError,
-    available_cpus,
-    check_devices,
-    check_memory,
-    check_values,
-    estimate_memory,
-    find_last_checkpoint,
-    model_config,
-    thread_policy,
-)
+from src.config import ConfigError, check_values, model_config, name_config_keys
+from src.data.datamodule import TaskDataModule
+from src.data.tasks import Task
+from src.devices import check_devices
+from src.distributed import extra_ranks
+from src.lit_module import AttentionLM
+from src.memory import check_memory, estimate_memory
+from src.metric_names import FINAL_METRICS, HPARAMS_PREFIX
 from src.progress import (
     ProgressLog,
     StepProgressBar,
@@ -50,9 +49,12 @@ from src.progress import (
     file_log,
     silence_litlogger_advert,
 )
-from src.tensorboard_views import FINAL_METRICS, hparams_summaries, scale_word
+from src.run_dirs import find_last_checkpoint
+from src.tensorboard_views import hparams_for_tensorboard, hparams_summaries
+from src.threads import available_cpus, thread_policy
+from src.validation import is_int
 
-__all__ = ["ConfigError", "TrainingDiverged", "build", "train"]
+__all__ = ["Built", "ConfigError", "TrainingDiverged", "build", "train"]
 
 # Lightning's own use of a deprecated torch API; nothing a user can act on.
 warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)")
@@ -63,28 +65,42 @@ silence_litlogger_advert()
 log = logging.getLogger(__name__)
 
 
-class TrainingDiverged(RuntimeError):
-    """The loss or a gradient became NaN/inf; metrics.json records it as `diverged`."""
-
-
 def _instantiate(node: DictConfig, key: str, **kwargs: Any) -> Any:
-    """hydra.utils.instantiate, with the underlying error re-raised as one readable ConfigError."""
+    """hydra.utils.instantiate, with the underlying error re-raised as one readable ConfigError.
+
+    The layer's message names its own arguments (`length=0`); this names the keys that held
+    them (`task.length=0`), once. A message naming none of them says where it came from.
+    """
     try:
         return hydra.utils.instantiate(node, _convert_="all", **kwargs)
     except InstantiationException as err:
         found = re.search(r"full_key: (\S+)", str(err))
         where = found.group(1) if found else key
         cause = err.__cause__ if err.__cause__ is not None else err
-        raise ConfigError(f"invalid value in `{where}`: {cause}") from err
+        sub = node if where == key else OmegaConf.select(node, where.removeprefix(key + "."))
+        named = name_config_keys(str(cause), sub, where) if isinstance(sub, DictConfig) else None
+        raise ConfigError(named or f"invalid value in `{where}`: {cause}") from err
 
 
-def build(cfg: DictConfig) -> dict[str, Any]:
+@dataclass(frozen=True)
+class Built:
+    """Every part of a run, as `build` makes them from the config."""
+
+    cfg: DictConfig
+    task: Task
+    datamodule: TaskDataModule
+    model: AttentionLM
+    trainer: L.Trainer
+    ckpt_path: str | None  # the checkpoint to resume from, checked; None: a fresh run
+
+
+def build(cfg: DictConfig, extra_callbacks: Sequence[L.Callback] = ()) -> Built:
     """Check the config, seed, and instantiate every part of a run, in data-flow order.
 
     The seed is set only once the values are checked (a bad seed is refused, not passed to
     numpy), and before the model's weights are drawn. The memory estimate comes right after
     the task (which only stores its sizes), so a run that cannot fit is refused before
-    anything large is allocated.
+    anything large is allocated. `extra_callbacks` join the config's (tests, benchmarks).
     """
     check_values(cfg)
     L.seed_everything(cfg.seed, workers=True, verbose=False)
@@ -105,17 +121,12 @@ def build(cfg: DictConfig) -> dict[str, Any]:
         callbacks.append(StepProgressBar())
     if cfg.trainer.get("enable_model_summary", True):
         callbacks.append(SummaryWithoutFlops())
+    callbacks += extra_callbacks
     loggers = [_instantiate(c, f"logger.{k}") for k, c in (cfg.get("logger") or {}).items()]
     check_devices(cfg.trainer)
     trainer = _instantiate(cfg.trainer, "trainer", callbacks=callbacks, logger=loggers or False)
     _check_split(cfg.data, trainer.world_size)
-    return {
-        "task": task,
-        "datamodule": datamodule,
-        "model": model,
-        "trainer": trainer,
-        "ckpt_path": ckpt_path,
-    }
+    return Built(cfg, task, datamodule, model, trainer, ckpt_path)
 
 
 def _positional_table_length(cfg: DictConfig, seq_len: int) -> Any:
@@ -123,7 +134,7 @@ def _positional_table_length(cfg: DictConfig, seq_len: int) -> Any:
     table = cfg.model.net.get("max_seq_len")
     if table is None:
         return seq_len
-    if isinstance(table, int) and not isinstance(table, bool) and 0 < table < seq_len:
+    if is_int(table) and 0 < table < seq_len:
         raise ConfigError(
             f"model.net.max_seq_len={table} is shorter than the task's sequences "
             f"({cfg.task._target_.rsplit('.', 1)[-1]}: {seq_len} tokens), so positions "
@@ -177,35 +188,19 @@ def resolve_checkpoint(
     return str(ckpt_path)
 
 
-def hparams_for_tensorboard(cfg: DictConfig, task_name: str) -> dict[str, Any]:
-    """The knobs worth a column in TensorBoard's hparams tab.
-
-    `scale` is the word typed (true/false/0.25), not TensorBoard's 1.0/0.0 for a bool;
-    `head_dim` is the head size in use, d_model/heads when the config leaves it null.
-    """
-    net = cfg.model.net
-    return {
-        "heads": cfg.heads,
-        "scale": scale_word(cfg.scale),
-        "seed": cfg.seed,
-        "task": task_name,
-        "d_model": net.d_model,
-        "layers": net.layers,
-        "head_dim": net.head_dim if net.head_dim is not None else net.d_model // net.heads,
-        "positional": net.positional,
-        "lr": cfg.model.lr,
-        "batch_size": cfg.data.batch_size,
-        "max_steps": cfg.trainer.max_steps,
-    }
-
-
-def train(cfg: DictConfig, threads: int | None = None) -> dict[str, Any]:
+def train(
+    cfg: DictConfig,
+    threads: int | None = None,
+    extra_callbacks: Sequence[L.Callback] = (),
+) -> dict[str, Any]:
     """Train one model as `cfg` says; returns what it writes to `metrics.json`.
 
     metrics.json holds only what the config and seed determine, so two runs of the same
     config give the same file (the wall time goes to the log instead). `threads` is this
     job's share of the CPU cores when sweep jobs run side by side; the config's `threads`
-    wins over it, and src.config.thread_policy decides the rest.
+    wins over it, and src.threads.thread_policy decides the rest. `extra_callbacks` are
+    added to the config's (see `build`). A divergence raises TrainingDiverged once
+    metrics.json records it.
     """
     started = time.perf_counter()
     output_dir = Path(cfg.paths.output_dir)
@@ -215,20 +210,24 @@ def train(cfg: DictConfig, threads: int | None = None) -> dict[str, Any]:
         if policy.threads is not None:
             torch.set_num_threads(policy.threads)
         log.info("torch threads: %d (%s)", torch.get_num_threads(), policy.why)
-        parts = build(cfg)
+        built = build(cfg, extra_callbacks)
     except ConfigError as err:
         write_metrics(output_dir, {"status": "refused", "error": str(err)})
         file_log.error("refused before training: %s", err)
         raise
-    trainer, model, datamodule = parts["trainer"], parts["model"], parts["datamodule"]
+    trainer, model, datamodule = built.trainer, built.model, built.datamodule
 
     if cfg.get("compile"):
-        model = torch.compile(model)  # Lightning unwraps it again for checkpoints
+        # The network only, in place: its state_dict keeps its keys, and training_step (which
+        # reads the step counter, a new Python int each step) stays eager. Compiling the
+        # LightningModule compiled training_step too and recompiled it every step.
+        model.net.compile()
     try:
-        trainer.fit(model, datamodule=datamodule, ckpt_path=parts["ckpt_path"])
+        with extra_ranks(trainer):  # trainer=ddp: ranks 1..N-1 run this job (src/distributed.py)
+            trainer.fit(model, datamodule=datamodule, ckpt_path=built.ckpt_path)
         result = {"status": "finished", "step": trainer.global_step}
         failure = None
-    except NonFiniteError as err:
+    except TrainingDiverged as err:  # raised by NonFiniteGuard
         failure = err
         result = {"status": "diverged", "step": trainer.global_step, "failed_step": err.step}
 
@@ -245,21 +244,23 @@ def train(cfg: DictConfig, threads: int | None = None) -> dict[str, Any]:
             if last.is_file()
             else "no checkpoint had been written yet"
         )
-        result["error"] = f"{failure} The run stopped before that update; {kept}."
+        failure.add_outcome(f"The run stopped before that update; {kept}.")
+        result["error"] = str(failure)
         result["last_checkpoint"] = str(last) if last.is_file() else None
     if trainer.is_global_zero:
-        hparams = hparams_for_tensorboard(cfg, parts["task"].name)
+        hparams = hparams_for_tensorboard(cfg, built.model.net.config, built.task.name)
         for logger in trainer.loggers:  # the hparams tab; its metrics are the val/* curves' ends
             if isinstance(logger, TensorBoardLogger):
                 for summary in hparams_summaries(hparams, result["status"]):
                     logger.experiment._get_file_writer().add_summary(summary)
             else:
-                logger.log_hyperparams(hparams, metrics={"hp/" + k: v for k, v in final.items()})
+                metrics = {HPARAMS_PREFIX + k: v for k, v in final.items()}
+                logger.log_hyperparams(hparams, metrics=metrics)
             logger.finalize("success" if failure is None else "failed")
         write_metrics(output_dir, result)
         log.info("%s after %.1f s: %s", result["status"], time.perf_counter() - started, output_dir)
     if failure is not None:
-        raise TrainingDiverged(result["error"]) from failure
+        raise failure
     return result
 
 

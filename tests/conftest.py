@@ -52,21 +52,6 @@ def run_sweep(sweep_dir: Path, *overrides: str, cwd: Path | None = None, timeout
     )
 
 
-def add_callbacks(monkeypatch: pytest.MonkeyPatch, *callbacks) -> None:
-    """The next train() calls in this test build their trainer with these callbacks added."""
-    import src.train as train_module
-
-    real_build = getattr(train_module.build, "real_build", train_module.build)  # not stacked
-
-    def build(cfg):
-        parts = real_build(cfg)
-        parts["trainer"].callbacks.extend(callbacks)
-        return parts
-
-    build.real_build = real_build
-    monkeypatch.setattr(train_module, "build", build)
-
-
 def group_options(group: str) -> list[str]:
     return sorted(p.stem for p in (CONF / group).glob("*.yaml"))
 

@@ -28,7 +28,7 @@ def _copy_into_torch_mha(ours: MultiHeadAttention, d_model: int, heads: int, bia
 def test_matches_torch_multihead_attention(heads, causal, bias):
     torch.manual_seed(heads)
     d_model, T = 32, 7
-    ours = MultiHeadAttention(d_model, heads, scale=True, causal=causal, bias=bias)
+    ours = MultiHeadAttention.from_dims(d_model, heads, scale=True, causal=causal, bias=bias)
     if bias:  # non-zero biases, so that copying them is tested too
         for b in (ours.query.bias, ours.key.bias, ours.value.bias, ours.out.bias):
             nn.init.normal_(b)
@@ -49,7 +49,7 @@ def test_matches_torch_multihead_attention(heads, causal, bias):
 @pytest.mark.parametrize("head_dim", [None, 16])
 def test_fast_path_equals_explicit_path(scale, causal, head_dim):
     torch.manual_seed(0)
-    mha = MultiHeadAttention(32, 4, head_dim=head_dim, scale=scale, causal=causal)
+    mha = MultiHeadAttention.from_dims(32, 4, head_dim=head_dim, scale=scale, causal=causal)
     x = torch.randn(2, 9, 32)
     fast, no_maps = mha(x)
     explicit, maps = mha(x, need_weights=True)
@@ -84,18 +84,18 @@ def test_scale_switch_values():
 @pytest.mark.parametrize("bad", [0, -1, -0.5, "abc", None, float("nan"), float("inf")])
 def test_bad_scale_is_refused(bad):
     with pytest.raises(ValueError, match=r"scale=.*true.*false.*positive number"):
-        MultiHeadAttention(16, 2, scale=bad)
+        MultiHeadAttention.from_dims(16, 2, scale=bad)
 
 
 @pytest.mark.parametrize("heads", [0, -1, 2.5, "two"])
 def test_bad_heads_is_refused(heads):
     with pytest.raises(ValueError, match="heads=.*positive integer"):
-        MultiHeadAttention(16, heads)
+        MultiHeadAttention.from_dims(16, heads)
 
 
 def test_heads_must_divide_d_model_unless_head_dim_given():
     with pytest.raises(ValueError, match=r"heads=3 does not divide d_model=128.*1, 2, 4, 8"):
-        MultiHeadAttention(128, 3)
-    mha = MultiHeadAttention(128, 3, head_dim=32)  # fixed head size: allowed
+        MultiHeadAttention.from_dims(128, 3)
+    mha = MultiHeadAttention.from_dims(128, 3, head_dim=32)  # fixed head size: allowed
     assert mha.query.out_features == 96
     assert mha.scale == pytest.approx(1 / math.sqrt(32))

@@ -14,6 +14,7 @@ shapes = st.fixed_dictionaries(
         "head_dim": st.integers(1, 12),
         "scale": st.one_of(st.booleans(), st.floats(0.01, 4.0)),
         "causal": st.booleans(),
+        "positional": st.sampled_from(["none", "rope"]),  # rope: q and k rotated by position
         "seed": st.integers(0, 2**16),
     }
 )
@@ -22,9 +23,14 @@ PROPERTY = settings(max_examples=60, deadline=None)
 
 def _attention_and_input(case: dict) -> tuple[MultiHeadAttention, torch.Tensor]:
     torch.manual_seed(case["seed"])
-    d_model = case["heads"] * case["head_dim"]
-    attn = MultiHeadAttention(
-        d_model, case["heads"], scale=case["scale"], causal=case["causal"]
+    head_dim = case["head_dim"] + (case["positional"] == "rope" and case["head_dim"] % 2)  # even
+    d_model = case["heads"] * head_dim
+    attn = MultiHeadAttention.from_dims(
+        d_model=d_model,
+        heads=case["heads"],
+        scale=case["scale"],
+        causal=case["causal"],
+        positional=case["positional"],
     ).double()  # float64: the two paths then agree to rounding, whatever the scale
     x = torch.randn(case["batch"], case["seq_len"], d_model, dtype=torch.float64)
     return attn, x

@@ -8,6 +8,7 @@ import math
 import pytest
 from conftest import ROOT, run_script
 
+import src.timed_loops as loops
 from src.benchmarking import (
     alternate,
     child_env,
@@ -94,21 +95,21 @@ def test_gpu_mode_runs_on_cpu_at_a_tiny_shape(bench_module, tmp_path):
     from src.data.tasks import Sort
 
     bench = bench_module
-    cfg, parts = bench.build_parts(bench.GPU_ON_CPU_TINY_SHAPE, str(tmp_path))
+    cfg, parts = loops.build_parts(bench.GPU_ON_CPU_TINY_SHAPE, str(tmp_path))
     d, layers, heads, head_dim, T = 32, 2, 2, 16, 32
-    assert (cfg.model.net.d_model, cfg.model.net.layers, cfg.heads, parts["task"].seq_len) == (
+    assert (cfg.model.net.d_model, cfg.model.net.layers, cfg.heads, parts.task.seq_len) == (
         d,
         layers,
         heads,
         T,
     )
-    vocab = parts["task"].vocab_size
-    assert isinstance(parts["task"], Sort)
+    vocab = parts.task.vocab_size
+    assert isinstance(parts.task, Sort)
     # per block: q, k, v, out (4 d^2), MLP (8 d^2), two LayerNorm weights (no bias); then the
     # final LayerNorm and the tied embedding/unembedding; the positional table is left out.
     n = layers * (4 * d * d + 8 * d * d + 2 * d) + d + vocab * d
     hand = 6 * n + 12 * layers * heads * head_dim * T
-    assert bench.model_flops_per_token(parts["model"].net, T) == hand
+    assert loops.model_flops_per_token(parts.model.net, T) == hand
 
     rows = bench.gpu_rows(tiny=True, peak_override=2.0, quick=True, compile_arm=False)
     by_what = {row["what"].split(" (")[0]: row for row in rows}
@@ -154,7 +155,7 @@ def test_the_lightning_gap_profile_names_each_part_and_measures_every_arm(
     bench = bench_module
     for _, arm, against in bench.GAP_PARTS:
         assert arm in bench.GAP_ARMS and against in bench.GAP_ARMS
-    steps = {name: f(["~callbacks"], 3, 2) for name, f in bench.GAP_ARMS.items()}
+    steps = {name: f(["~callbacks"], 3, 2, "cpu") for name, f in bench.GAP_ARMS.items()}
     assert all(0 < s < 10 for s in steps.values()), steps
     rows = bench.lightning_gap_rows(quick=True, repeats=1)
     assert [r["what"] for r in rows] == [
@@ -168,15 +169,14 @@ def test_manual_optimisation_arm_takes_the_same_steps_as_the_automatic_one(bench
     import lightning as L
     import torch
 
-    bench = bench_module
     weights = []
     for manual in (False, True):
-        cfg, parts = bench.build_parts(
+        cfg, parts = loops.build_parts(
             ["~callbacks", "~logger", "trainer.max_steps=5"], str(tmp_path)
         )
-        model = parts["model"]
+        model = parts.model
         if manual:
-            bench._make_manual(model)
+            loops.make_manual(model)
         L.Trainer(
             max_steps=5,
             logger=False,
@@ -185,6 +185,6 @@ def test_manual_optimisation_arm_takes_the_same_steps_as_the_automatic_one(bench
             enable_model_summary=False,
             limit_val_batches=0,
             num_sanity_val_steps=0,
-        ).fit(model, datamodule=parts["datamodule"])
+        ).fit(model, datamodule=parts.datamodule)
         weights.append(torch.cat([p.detach().flatten() for p in model.parameters()]))
     torch.testing.assert_close(weights[0], weights[1])

@@ -9,10 +9,11 @@ import torch
 from lightning.pytorch.loggers import Logger
 
 from src.callbacks import AttentionDiagnostics
-from src.data.datamodule import TRAIN_STREAM, TaskDataModule, task_batch
+from src.data.datamodule import TRAIN_STREAM, VAL_STREAM, TaskDataModule, task_batch
 from src.data.tasks import Sort
 from src.diagnostics import attention_scalars, attention_stats
 from src.lit_module import AttentionLM
+from src.metric_names import ATTN_STATS
 from src.modules import AttentionMaps, TransformerLM, masked_cross_entropy
 
 
@@ -70,7 +71,52 @@ def test_scalars_name_every_layer_and_head_and_summarise():
     assert scalars["attn/layer0/head1/entropy"] == pytest.approx(1.0)
     assert scalars["attn/layer1/head0/entropy"] == pytest.approx(0.0)
     assert scalars["attn/entropy"] == pytest.approx(0.5)
-    assert len([k for k in scalars if k.startswith("attn/layer")]) == 2 * 2 * 5
+    assert len([k for k in scalars if k.startswith("attn/layer")]) == 2 * 2 * len(ATTN_STATS)
+
+
+@pytest.mark.parametrize("causal", [True, False])
+def test_distance_is_how_many_positions_back_a_head_reads(causal):
+    """A previous-token head reads 1 back, a self head 0, a head on the first token i back
+    (mean over rows 1..T-1); a uniform causal row i reads i/2 back on average."""
+    T = 6
+    previous, itself, first = torch.zeros(3, T, T)
+    for i in range(T):
+        previous[i, max(i - 1, 0)] = 1
+        itself[i, i] = 1
+        first[i, 0] = 1
+    weights = torch.stack([previous, itself, first]).unsqueeze(0)  # (1, 3, T, T)
+    stats = attention_stats(weights, torch.zeros_like(weights), causal)
+    rows = range(1, T) if causal else range(T)  # a causal row 0 has no choice: left out
+    expected = [1 if causal else (T - 1) / T, 0, sum(rows) / len(rows)]
+    torch.testing.assert_close(stats["distance"], torch.tensor(expected))
+    if causal:
+        uniform = torch.stack(
+            [
+                torch.cat([torch.full((i + 1,), 1 / (i + 1)), torch.zeros(T - i - 1)])
+                for i in range(T)
+            ]
+        ).expand(1, 1, T, T)
+        mean_half = sum(i / 2 for i in range(1, T)) / (T - 1)
+        torch.testing.assert_close(
+            attention_stats(uniform, uniform.log(), True)["distance"], torch.tensor([mean_half])
+        )
+
+
+def test_the_statistics_computed_are_the_ones_declared():
+    stats = attention_stats(torch.full((1, 1, 3, 3), 1 / 3), torch.zeros(1, 1, 3, 3), False)
+    assert tuple(stats) == ATTN_STATS
+
+
+def test_the_probe_is_the_start_of_the_fixed_val_set_across_batches():
+    """probe_batch and validation_set: the val set every run is scored on, whole or its
+    first examples, however it is split into batches (here 3 batches of 8, probe of 20)."""
+    task = Sort(length=4, num_symbols=5)
+    datamodule = TaskDataModule(task, batch_size=8, val_size=24, seed=0, val_seed=7)
+    reference = task_batch(task, 24, seed=7, stream=VAL_STREAM, step=0)
+    for got, want in zip(datamodule.validation_set(), reference):
+        assert torch.equal(got, want)
+    for got, want in zip(datamodule.probe_batch(20), reference):
+        assert torch.equal(got, want[:20])
 
 
 class _Recorder(Logger):
@@ -130,7 +176,7 @@ def test_logged_query_key_gradient_norms_equal_the_parameters_own():
 
 
 def test_heatmap_image_puts_labelled_heads_side_by_side_with_the_mask_and_a_colour_bar():
-    from src.callbacks import MASKED_GREY, heatmap_geometry, heatmap_image
+    from src.callbacks.diagnostics import MASKED_GREY, heatmap_geometry, heatmap_image
     from src.diagnostics import visible_keys
 
     weights = torch.zeros(3, 16, 16)

@@ -8,7 +8,7 @@ from src.modules import MultiHeadAttention, TransformerLM, head_knockout_losses,
 
 def _attention() -> tuple[MultiHeadAttention, torch.Tensor]:
     torch.manual_seed(0)
-    return MultiHeadAttention(d_model=24, heads=3), torch.randn(2, 7, 24)
+    return MultiHeadAttention.from_dims(d_model=24, heads=3), torch.randn(2, 7, 24)
 
 
 @pytest.mark.parametrize("need_weights", [False, True])
@@ -25,7 +25,7 @@ def test_masking_one_head_equals_zeroing_its_slice_of_w_o_by_hand(head):
     mask = torch.ones(3)
     mask[head] = 0
     masked, _ = attn(x, head_mask=mask)
-    by_hand = MultiHeadAttention(d_model=24, heads=3)
+    by_hand = MultiHeadAttention.from_dims(d_model=24, heads=3)
     by_hand.load_state_dict(attn.state_dict())
     with torch.no_grad():
         by_hand.out.weight[:, head * 8 : (head + 1) * 8] = 0  # W_o's input columns of that head

@@ -2,7 +2,8 @@
 
 import pytest
 
-from src.config import ConfigError, check_memory, estimate_memory
+from src.config import ConfigError
+from src.memory import check_memory, estimate_memory
 from src.train import build
 
 
@@ -19,9 +20,9 @@ from src.train import build
 def test_the_parameter_count_is_the_models(compose_cfg, overrides):
     cfg = compose_cfg(*overrides)
     parts = build(cfg)
-    task = parts["task"]
+    task = parts.task
     estimate = estimate_memory(cfg, task.vocab_size, task.seq_len)
-    assert estimate.params == sum(p.numel() for p in parts["model"].parameters())
+    assert estimate.params == sum(p.numel() for p in parts.model.parameters())
 
 
 def test_the_estimate_grows_with_the_knobs_it_names(compose_cfg):
@@ -36,8 +37,8 @@ def test_a_run_over_the_limit_is_refused_with_the_knob_to_lower(compose_cfg, mon
     cfg = compose_cfg("data.batch_size=4096")
     estimate = estimate_memory(cfg, 11, 16)
     limit = estimate.total_bytes - 1  # whatever this machine has: just short of the need
-    monkeypatch.setattr("src.config.available_memory", lambda accelerator: (limit, "available"))
+    monkeypatch.setattr("src.memory.available_memory", lambda accelerator: (limit, "available"))
     with pytest.raises(ConfigError, match=r"Lower data.batch_size=4096 \(or"):
         check_memory(cfg, estimate)
-    monkeypatch.setattr("src.config.available_memory", lambda accelerator: (limit + 1, "x"))
+    monkeypatch.setattr("src.memory.available_memory", lambda accelerator: (limit + 1, "x"))
     check_memory(cfg, estimate)  # fits: no error

@@ -3,11 +3,11 @@
 import pytest
 import torch
 
-from src.modules import TransformerLM, masked_cross_entropy
+from src.modules import POSITIONAL_KINDS, TransformerLM, masked_cross_entropy
 from src.modules.positional import SinusoidalPositions
 
 
-@pytest.mark.parametrize("positional", ["learned", "sinusoidal", "none"])
+@pytest.mark.parametrize("positional", POSITIONAL_KINDS)
 @pytest.mark.parametrize("heads", [1, 4])
 def test_changing_later_tokens_leaves_earlier_logits_unchanged(positional, heads):
     torch.manual_seed(0)
@@ -36,16 +36,28 @@ def test_non_causal_model_sees_the_future():
         assert not torch.allclose(model(idx)[0][:, 0], model(changed)[0][:, 0])
 
 
-def test_without_positions_and_mask_the_model_is_permutation_equivariant():
+@pytest.mark.parametrize("positional", POSITIONAL_KINDS)
+def test_without_positions_and_mask_the_model_is_permutation_equivariant(positional):
+    """The tutorial's demonstration 2: with neither positions nor the causal mask, shuffling
+    the tokens shuffles the outputs the same way. Every positional kind, rope (which rotates
+    q and k inside attention, with nothing added to the embeddings) included, breaks it.
+    Unit-variance q and k (qk_init_std) make attention sharp enough for positions to show."""
     torch.manual_seed(0)
     model = TransformerLM(
-        vocab_size=11, max_seq_len=8, d_model=32, causal=False, positional="none"
+        vocab_size=11,
+        max_seq_len=8,
+        d_model=32,
+        causal=False,
+        positional=positional,
+        qk_init_std=32**-0.5,
     ).eval()
     idx, perm = torch.randint(11, (2, 8)), torch.randperm(8)
     with torch.no_grad():
-        torch.testing.assert_close(
-            model(idx[:, perm])[0], model(idx)[0][:, perm], atol=1e-5, rtol=1e-5
-        )
+        shuffled_in, shuffled_out = model(idx[:, perm])[0], model(idx)[0][:, perm]
+    if positional == "none":
+        torch.testing.assert_close(shuffled_in, shuffled_out, atol=1e-5, rtol=1e-5)
+    else:  # positions matter: the same tokens elsewhere give other logits
+        assert (shuffled_in - shuffled_out).abs().max() > 1e-2
 
 
 def test_need_weights_returns_one_map_per_layer_and_the_same_logits():
@@ -87,7 +99,10 @@ def test_too_long_input_is_refused():
     [
         ({"layers": 0}, "layers=0"),
         ({"d_model": -8}, "d_model=-8"),
-        ({"positional": "rotary"}, "positional='rotary'.*learned, sinusoidal, none"),
+        ({"positional": "rotary"}, "positional='rotary'.*learned, sinusoidal, rope, none"),
+        ({"heads": 3}, "heads=3 does not divide d_model=64.*1, 2, 4, 8, 16, 32, 64"),
+        ({"positional": "rope", "head_dim": 5}, "head_dim=5 .*positional='rope'.*even"),
+        ({"positional": "rope", "rope_base": 0}, "rope_base=0 is not allowed"),
     ],
 )
 def test_bad_model_arguments_are_refused(kwargs, match):

@@ -14,11 +14,10 @@ import lightning as L
 import pytest
 import torch
 
-from src.callbacks import NonFiniteError
 from src.checkpointing import AtomicCheckpointIO, load_checkpoint
-from src.config import find_last_checkpoint
+from src.run_dirs import find_last_checkpoint
 from src.train import TrainingDiverged, train
-from tests.conftest import PYTHON, TINY, TRAIN_SCRIPT, add_callbacks, run_sweep
+from tests.conftest import PYTHON, TINY, TRAIN_SCRIPT, run_sweep
 
 STEPS_12 = ["trainer.max_steps=12", "trainer.val_check_interval=4"]
 # An oversized scale and learning rate: non-finite within a few steps. Which step depends on
@@ -176,7 +175,7 @@ def test_two_runs_in_the_same_folder_slot_get_separate_folders_and_equal_results
 
 def test_unique_dir_gives_racing_processes_distinct_folders(tmp_path):
     wanted = str(tmp_path / "2026-01-01_00-00-00_default")
-    claim = f"from src.config import unique_dir; print(unique_dir({wanted!r}))"
+    claim = f"from src.run_dirs import unique_dir; print(unique_dir({wanted!r}))"
     racers = [  # light processes (omegaconf only), started together
         subprocess.Popen([PYTHON, "-c", claim], stdout=subprocess.PIPE, text=True) for _ in range(6)
     ]
@@ -214,12 +213,10 @@ def first_non_finite_step(compose_cfg, folder: Path, *overrides: str) -> int | N
     with open_dict(cfg):
         cfg.paths.output_dir = str(folder)
     recorder = _FirstNonFinite()
-    import src.train as train_module
+    from src.train import build
 
-    L.seed_everything(cfg.seed, workers=True, verbose=False)  # as train() does
-    parts = train_module.build(cfg)
-    parts["trainer"].callbacks.append(recorder)
-    parts["trainer"].fit(parts["model"], datamodule=parts["datamodule"])
+    built = build(cfg, extra_callbacks=[recorder])  # seeds, as train() does
+    built.trainer.fit(built.model, datamodule=built.datamodule)
     return recorder.step
 
 
@@ -263,12 +260,35 @@ class _PoisonAt(L.Callback):
                 pl_module.net.token_embedding.weight[0, 0] = float("nan")
 
 
-def test_a_nan_loss_is_named_with_its_step(compose_cfg, monkeypatch):
-    add_callbacks(monkeypatch, _PoisonAt(5))
+def test_a_nan_loss_is_named_with_its_step(compose_cfg, tmp_path):
     with pytest.raises(TrainingDiverged, match=r"diverged at step 5: the loss is nan") as info:
-        train(compose_cfg(*TINY))
+        train(compose_cfg(*TINY), extra_callbacks=[_PoisonAt(5)])
     assert "no single setting stands out" in str(info.value)
-    assert isinstance(info.value.__cause__, NonFiniteError) and info.value.__cause__.step == 5
+    # one exception from the guard to the caller: the step it names, and the whole message
+    # (what became of the checkpoint included) exactly as metrics.json records it
+    assert info.value.step == 5 and info.value.__cause__ is None
+    saved = json.loads((tmp_path / "metrics.json").read_text())
+    assert saved["status"] == "diverged" and saved["failed_step"] == 5
+    assert saved["error"] == str(info.value) and "(step 4), is untouched" in saved["error"]
+
+
+def test_the_script_exits_3_on_divergence_and_records_it(tmp_path, monkeypatch, capsys):
+    """Through the script's real entry point, in this process: exit code 3 (2 is a refused
+    config), one `error:` paragraph naming the step, and metrics.json saying `diverged`."""
+    import runpy
+    import sys
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "argv", [str(TRAIN_SCRIPT), *TINY, *DIVERGING, HIGH_LR])
+    with pytest.raises(SystemExit) as exit_info:
+        runpy.run_path(str(TRAIN_SCRIPT), run_name="__main__")
+    assert exit_info.value.code == 3
+    (record,) = (tmp_path / "logs" / "runs").glob("*/metrics.json")
+    saved = json.loads(record.read_text())
+    assert saved["status"] == "diverged"
+    error = capsys.readouterr().err
+    assert f"error: training diverged at step {saved['failed_step']}:" in error
+    assert saved["error"] in error and "Traceback" not in error
 
 
 @pytest.mark.slow
@@ -317,14 +337,13 @@ def test_compare_lists_refused_and_running_runs(tmp_path):
     ]
 
 
-def test_metrics_json_says_running_while_training(compose_cfg, tmp_path, monkeypatch):
+def test_metrics_json_says_running_while_training(compose_cfg, tmp_path):
     seen = []
 
     class _Look(L.Callback):
         def on_train_batch_start(self, *args) -> None:
             seen.append(json.loads((tmp_path / "metrics.json").read_text())["status"])
 
-    add_callbacks(monkeypatch, _Look())
-    assert train(compose_cfg(*TINY))["status"] == "finished"
+    assert train(compose_cfg(*TINY), extra_callbacks=[_Look()])["status"] == "finished"
     assert set(seen) == {"running"}
     assert not list(tmp_path.glob("*.tmp"))  # written atomically, through a renamed file

@@ -8,7 +8,7 @@ import torch
 from omegaconf import open_dict
 
 from src.train import train
-from tests.conftest import TINY, add_callbacks
+from tests.conftest import TINY
 
 STEPS = ["trainer.max_steps=8", "trainer.val_check_interval=4"]
 
@@ -40,18 +40,18 @@ def _in(cfg, folder):
     return cfg
 
 
-def test_stop_at_half_then_resume_matches_an_uninterrupted_run(compose_cfg, tmp_path, monkeypatch):
+def test_stop_at_half_then_resume_matches_an_uninterrupted_run(compose_cfg, tmp_path):
     full_draws = _DrawRandom()
-    add_callbacks(monkeypatch, full_draws)
-    full = train(compose_cfg(*TINY, *STEPS))
+    full = train(compose_cfg(*TINY, *STEPS), extra_callbacks=[full_draws])
 
-    add_callbacks(monkeypatch, _DrawRandom(), _StopAt(4))  # draws as the full run did
-    assert train(_in(compose_cfg(*TINY, *STEPS), tmp_path / "first"))["step"] == 4
+    first = _in(compose_cfg(*TINY, *STEPS), tmp_path / "first")
+    # draws as the full run did
+    assert train(first, extra_callbacks=[_DrawRandom(), _StopAt(4)])["step"] == 4
 
     resumed_draws = _DrawRandom()
-    add_callbacks(monkeypatch, resumed_draws)
     checkpoint = tmp_path / "first" / "checkpoints" / "last.ckpt"
-    result = train(_in(compose_cfg(*TINY, *STEPS, f"ckpt_path={checkpoint}"), tmp_path / "resumed"))
+    resumed = _in(compose_cfg(*TINY, *STEPS, f"ckpt_path={checkpoint}"), tmp_path / "resumed")
+    result = train(resumed, extra_callbacks=[resumed_draws])
 
     assert result["step"] == 8
     for key, value in full["metrics"].items():

@@ -2,6 +2,9 @@
 sweeper (the joblib launcher runs tests/test_sweep.py's sweep)."""
 
 import json
+import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -9,7 +12,9 @@ import yaml
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from src.compare import compare, load_runs
-from src.config import threads_per_job
+from src.config import OPTIONAL_EXTRAS, missing_extra
+from src.distributed import HydraDDPStrategy, watch_ranks
+from src.threads import threads_per_job
 from src.train import train
 from tests.conftest import TINY, run_sweep
 
@@ -26,19 +31,21 @@ def _curve(run_dir: Path, tag: str) -> list[tuple[int, float]]:
 
 @pytest.mark.slow
 def test_ddp_on_two_cpu_processes_matches_one_process(compose_cfg, tmp_path):
-    """A one-job multirun, where Lightning's own launcher would re-run the sweep."""
+    """A two-job multirun, where Lightning's own launcher would re-run the sweep, and the
+    second job must start its ranks afresh in the same launching process."""
     overrides = [*TINY, "heads=2", "trainer.log_every_n_steps=1"]
     single = train(compose_cfg(*overrides))
 
     sweep = tmp_path / "sweep"
-    proc = run_sweep(sweep, "trainer=ddp", *overrides, cwd=tmp_path)
+    proc = run_sweep(sweep, "trainer=ddp", *overrides, "seed=1,0", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert "Starting with 2 processes" in proc.stdout + proc.stderr
-    (job,) = [p for p in sweep.iterdir() if p.is_dir()]  # one folder: rank 1 wrote into it
-    assert (job / "rank1.log").is_file()
-    assert list(sweep.rglob("metrics.json")) == [job / "metrics.json"]  # written once
+    assert (proc.stdout + proc.stderr).count("Starting with 2 processes") == 2
+    jobs = sorted(p for p in sweep.iterdir() if p.is_dir())  # one folder a job: rank 1 wrote there
+    assert len(jobs) == 2 and all((job / "rank1.log").is_file() for job in jobs)
+    assert sorted(sweep.rglob("metrics.json")) == [job / "metrics.json" for job in jobs]
     assert not (tmp_path / "logs").exists()  # no stray run folder from the second process
 
+    job = jobs[1]  # seed=0, as the single process
     ddp = json.loads((job / "metrics.json").read_text())
     assert ddp["status"] == "finished" and ddp["step"] == 6
     for key, value in single["metrics"].items():
@@ -48,6 +55,76 @@ def test_ddp_on_two_cpu_processes_matches_one_process(compose_cfg, tmp_path):
     worst = max(abs(a - b) for (_, a), (_, b) in zip(single_curve, ddp_curve))
     assert worst <= DDP_TOLERANCE
     print(f"DDP vs one process: largest train/loss difference {worst:.2e}")
+
+
+def test_lightning_starts_no_ranks_itself_once_local_rank_is_set(monkeypatch):
+    """src/distributed.py starts ranks 1..N-1 itself and relies on Lightning's documented
+    manual-launch mode (LightningEnvironment): with LOCAL_RANK set, Lightning starts none.
+    If this fails, Lightning changed that contract and trainer=ddp would start every rank
+    twice (or never): see src/distributed.extra_ranks."""
+    import lightning as L
+
+    monkeypatch.delenv("LOCAL_RANK", raising=False)
+    trainer = L.Trainer(strategy=HydraDDPStrategy(), accelerator="cpu", devices=2, logger=False)
+    environment = trainer.strategy.cluster_environment
+    assert trainer.strategy.num_processes == 2
+    assert not environment.creates_processes_externally, (
+        "Lightning now thinks someone else started the ranks before LOCAL_RANK is set"
+    )
+    monkeypatch.setenv("LOCAL_RANK", "0")
+    assert environment.creates_processes_externally, (
+        "Lightning no longer leaves starting the ranks to whoever sets LOCAL_RANK"
+    )
+
+
+def test_lightnings_launcher_forwards_signals_to_the_ranks_handed_to_it():
+    """The one Lightning internal src/distributed.py uses: the launcher's `procs` list, whose
+    processes its kill() signals (on SIGTERM and Ctrl-C). If this fails, Lightning changed
+    it: a SIGTERM would then leave rank 0 waiting in a broadcast for ranks that never got
+    the signal. Fix extra_ranks for the new version, or keep pyproject.toml's pin below it."""
+    import lightning as L
+
+    trainer = L.Trainer(strategy=HydraDDPStrategy(), accelerator="cpu", devices=2, logger=False)
+    launcher = trainer.strategy.launcher
+    assert isinstance(getattr(launcher, "procs", None), list), (
+        f"{type(launcher).__name__} has no `procs` list any more (Lightning {L.__version__})"
+    )
+    rank = _process("import time; time.sleep(60)")
+    launcher.procs.append(rank)
+    launcher.kill(signal.SIGTERM)
+    assert rank.wait(timeout=30) == -signal.SIGTERM, (
+        f"Lightning {L.__version__}'s launcher.kill() no longer signals the processes in procs"
+    )
+
+
+def _process(code: str) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-c", code])
+
+
+class _Finishes:
+    """A `done` event for watch_ranks: this rank finishes fit after `polls` waits."""
+
+    def __init__(self, polls: int) -> None:
+        self.polls = polls
+
+    def wait(self, timeout: float) -> bool:
+        self.polls -= 1
+        return self.polls < 0
+
+
+def test_a_failed_rank_stops_the_job_but_a_failure_all_ranks_share_does_not():
+    running, failed = _process("import time; time.sleep(60)"), _process("raise SystemExit(3)")
+    failed.wait()
+    stopped = []
+    watch_ranks([running, failed], _Finishes(polls=2), stopped.append)
+    assert stopped == ["rank 2 exited with code 3"]
+    assert running.wait(timeout=10) != 0  # killed: it would wait for rank 2 forever
+
+    failed = _process("raise SystemExit(3)")
+    failed.wait()
+    stopped = []  # this rank leaves fit during the grace period (a diverged run stops all)
+    watch_ranks([failed], _Finishes(polls=1), stopped.append)
+    assert stopped == []
 
 
 @pytest.mark.slow
@@ -108,11 +185,9 @@ def test_threads_per_job_divides_the_cores(launcher, cpus, threads):
 
 
 def test_a_search_without_its_extra_names_the_install_command(monkeypatch):
-    from src import config
-
-    assert config.missing_extra(["heads=2", "scale=false"]) is None
+    assert missing_extra(["heads=2", "scale=false"]) is None
     monkeypatch.setitem(
-        config.OPTIONAL_EXTRAS, "hparams_search", ("hydra_plugins.not_installed", "optuna")
+        OPTIONAL_EXTRAS, "hparams_search", ("hydra_plugins.not_installed", "optuna")
     )
-    why = config.missing_extra(["heads=2", "hparams_search=lr_warmup"])
+    why = missing_extra(["heads=2", "hparams_search=lr_warmup"])
     assert "hparams_search=lr_warmup" in why and "uv sync --extra optuna" in why

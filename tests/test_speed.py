@@ -1,4 +1,4 @@
-"""Issue 12: bytecode at install, the CPU thread policy and the `threads=` knob."""
+"""The CPU thread policy and the `threads=` knob (bytecode at install: .ci/run checks it)."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 import tomllib
-from conftest import ROOT, TINY, TRAIN_SCRIPT, add_callbacks, run_script
+from conftest import ROOT, TINY, TRAIN_SCRIPT, run_script
 
-from src.config import ThreadPolicy, thread_policy
+from src.threads import ThreadPolicy, thread_policy
 
 
 def test_uv_compiles_bytecode_at_install():
@@ -93,8 +93,8 @@ def test_threads_a_run_uses_follow_the_knob_and_the_policy(
         monkeypatch.setenv("OMP_NUM_THREADS", omp)
     torch.set_num_threads(3)  # something neither the knob nor the policy would choose
     probe = _ThreadsSeen()
-    add_callbacks(monkeypatch, probe.callback)
-    train(compose_cfg(*TINY, "trainer.max_steps=2", *overrides), threads=share)
+    cfg = compose_cfg(*TINY, "trainer.max_steps=2", *overrides)
+    train(cfg, threads=share, extra_callbacks=[probe.callback])
     assert probe.seen and set(probe.seen) == {expected}
 
 
@@ -105,12 +105,11 @@ def test_an_exported_omp_num_threads_is_left_to_torch(
 
     from src.train import train
 
-    monkeypatch.setenv("OMP_NUM_THREADS", "1")
-    torch.set_num_threads(1)  # what torch does with it when it loads
+    monkeypatch.setenv("OMP_NUM_THREADS", "2")
+    torch.set_num_threads(2)  # what torch does with it when it loads; the policy would take 1
     probe = _ThreadsSeen()
-    add_callbacks(monkeypatch, probe.callback)
-    train(compose_cfg(*TINY, "trainer.max_steps=2"))
-    assert set(probe.seen) == {1}
+    train(compose_cfg(*TINY, "trainer.max_steps=2"), extra_callbacks=[probe.callback])
+    assert set(probe.seen) == {2}
 
 
 @pytest.mark.slow

@@ -4,13 +4,25 @@ import json
 import shutil
 
 import matplotlib.image
+import numpy as np
 import pytest
 
 from src.compare import CompareError, choose_x, compare, load_runs, wilson_interval
-from src.config import available_cpus
+from src.threads import available_cpus
 from tests.conftest import ROOT, TINY, TRAIN_SCRIPT, run_script, run_sweep
 
 COMPARE_SCRIPT = ROOT / "scripts" / "compare.py"
+
+
+def _colours_drawn(png, n: int) -> list[bool]:
+    """Whether each of the first n colours compare.py draws lines in (matplotlib's tab10,
+    one per configuration) appears in the figure: a line that went missing is absent."""
+    image = (matplotlib.image.imread(png)[..., :3] * 255).round()  # (H, W, RGB)
+    drawn = []
+    for i in range(n):
+        colour = np.array(matplotlib.colormaps["tab10"](i)[:3]) * 255
+        drawn.append(int((np.abs(image - colour.round()) < 1).all(-1).sum()) >= 20)
+    return drawn
 
 
 @pytest.fixture(scope="module")
@@ -47,8 +59,7 @@ def test_multirun_folders_name_their_overrides(sweep_dir):
 def test_compare_writes_a_figure_and_one_row_per_configuration(sweep_dir):
     proc = run_script(COMPARE_SCRIPT, str(sweep_dir), timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    image = matplotlib.image.imread(sweep_dir / "loss_curves.png")
-    assert image.ndim == 3 and image.shape[0] > 300 and image.shape[1] > 600
+    assert _colours_drawn(sweep_dir / "loss_curves.png", 5) == [True] * 4 + [False]  # 4 configs
     summary = (sweep_dir / "summary.md").read_text()
     rows = [line.split("|")[1:-1] for line in summary.splitlines() if line.startswith("| heads=")]
     # labelled by what varies across the sweep only; the shared overrides are left out
@@ -65,8 +76,8 @@ def test_compare_writes_a_figure_and_one_row_per_configuration(sweep_dir):
     assert all(r[-3].strip() != "—" for r in rows)
     assert "heads=1" in proc.stdout  # the table is printed too
     # the final-metric plot, against the knob it inferred (heads varies, so heads)
-    plot = matplotlib.image.imread(sweep_dir / "final_vs_heads.png")
-    assert plot.ndim == 3 and plot.shape[1] > plot.shape[0] > 300
+    # one line per value of the other knob, scale: two
+    assert _colours_drawn(sweep_dir / "final_vs_heads.png", 3) == [True, True, False]
     assert "final_vs_heads.png" in proc.stdout
 
 
@@ -188,3 +199,37 @@ def test_temperature_is_plotted_as_one_over_scale(tmp_path):
     )
     with pytest.raises(CompareError, match="needs scale to be a positive number"):
         choose_x(load_runs(tmp_path), "temperature")
+
+
+def _finished(run, loss: float) -> None:
+    metrics = {"val/loss": loss, "val/exact_match": 1.0 - loss}
+    (run / "metrics.json").write_text(json.dumps({"status": "finished", "metrics": metrics}))
+
+
+def test_publish_files_an_experiments_results_under_its_name_and_nothing_else(
+    tmp_path, monkeypatch
+):
+    """compare.py --publish: scripts/results/NAME/ for a sweep of experiment=NAME (read from
+    the runs' .hydra/hydra.yaml), replacing a plot against another knob; refused otherwise."""
+    monkeypatch.setattr("src.run_dirs.RESULTS_DIR", tmp_path / "results")
+    sweep = tmp_path / "sweep"
+    _fake_runs(sweep, [f"heads: {h}\nseed: 0\n{BASE}" for h in (1, 2)])
+    for i, run in enumerate(sorted(sweep.iterdir())):
+        _finished(run, 0.1 * (i + 1))
+    with pytest.raises(CompareError, match="--publish .* experiment=NAME"):
+        compare(sweep, publish=True)  # no experiment recorded: nowhere to file it
+    for run in sweep.iterdir():
+        (run / ".hydra" / "hydra.yaml").write_text(
+            "hydra:\n  runtime:\n    choices:\n      experiment: heads_phase\n"
+        )
+    target = tmp_path / "results" / "heads_phase"
+    target.mkdir(parents=True)
+    (target / "final_vs_seed.png").write_text("stale")
+    compare(sweep, publish=True)
+    assert sorted(p.name for p in target.iterdir()) == [
+        "final_vs_heads.png",
+        "loss_curves.png",
+        "summary.md",
+    ]
+    assert (target / "summary.md").read_text() == (sweep / "summary.md").read_text()
+    assert (target / "summary.md").read_text().startswith("# heads_phase: Sort, 2/2 runs")

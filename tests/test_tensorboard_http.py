@@ -164,6 +164,6 @@ def test_tensorboard_serves_what_the_readme_says(compose_cfg, tmp_path):
         per_layer = {c["title"]: c["multiline"]["tag"] for c in categories["attention layer 1"]}
         assert per_layer == {
             f"layer 1 {stat} (every head)": [rf"attn/layer1/head\d+/{stat}"]
-            for stat in ["entropy", "saturated_frac", "logit_std"]
+            for stat in ["entropy", "saturated_frac", "logit_std", "distance"]
         }
     print(f"TensorBoard HTTP test: {time.perf_counter() - started:.1f} s wall")

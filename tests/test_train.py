@@ -58,10 +58,77 @@ def test_train_writes_metrics_events_and_checkpoints(compose_cfg, tmp_path):
     assert ckpt["global_step"] == 6
 
 
-def test_hparams_tab_has_the_knobs_and_final_metrics(compose_cfg, tmp_path):
+def test_every_tag_a_run_writes_is_declared_in_metric_names(compose_cfg, tmp_path):
+    """The names module is the contract: every tag a real run writes is declared there,
+    every declared kind of tag is written, metrics.json holds FINAL_METRICS in order, and
+    compare.py reads the declared names off the same run."""
+    from src import metric_names as names
+    from src.compare import read_curves, wanted
+
+    cfg = compose_cfg("heads=2", "model.net.layers=2", "trainer.log_every_n_steps=1", *TINY)
+    assert cfg.callbacks.model_checkpoint.monitor == names.VAL_LOSS  # best.ckpt's criterion
+    train(cfg)
+    events = read_events(tmp_path)
+    tags = events.Tags()
+    own_plugins = {"custom_scalars", "hparams"}  # TensorBoard's own configuration records
+    text = [
+        t for t in tags["tensors"] if events.SummaryMetadata(t).plugin_data.plugin_name == "text"
+    ]
+    written = {
+        *tags["scalars"],
+        *tags["images"],
+        *(t.removesuffix("/text_summary") for t in text),  # TensorBoard's suffix for text
+        *(
+            t
+            for t in tags["tensors"]
+            if t not in text
+            and events.SummaryMetadata(t).plugin_data.plugin_name not in own_plugins
+        ),
+    }
+    assert written and not [t for t in written if not names.is_declared(t)]
+    near_misses = [
+        "attn/layer0/head0/entropie",
+        "grad/layer0/value",
+        "knockout/layer0/h1",
+        "val/los",
+    ]
+    assert not [t for t in near_misses if names.is_declared(t)]  # the check can fail
+
+    layers, heads = range(2), range(2)
+    expected = {
+        *names.LOGGED_BY_LIGHTNING,
+        names.GRAD_TOTAL,
+        names.PROBE_TOKENS,
+        names.KNOCKOUT_BASE_LOSS,
+        *(names.attn_tag(stat) for stat in names.ATTN_STATS),
+        *(names.attn_tag(s, layer, h) for s in names.ATTN_STATS for layer in layers for h in heads),
+        *(names.grad_tag(layer, w) for layer in layers for w in names.QUERY_KEY),
+        *(names.knockout_tag(layer, h) for layer in layers for h in heads),
+        *(names.attention_image_tag(layer) for layer in layers),
+        *(names.knockout_image_tag(layer) for layer in layers),
+    }
+    assert expected <= written, expected - written
+
+    saved = json.loads((tmp_path / "metrics.json").read_text())
+    assert tuple(saved["metrics"]) == names.FINAL_METRICS
+
+    curves = read_curves(tmp_path)
+    assert set(curves) == {t for t in tags["scalars"] if wanted(t)}
+    assert {names.VAL_LOSS, names.VAL_EXACT_MATCH, names.ATTN_ENTROPY} <= set(curves)
+    assert {names.ATTN_SATURATED, names.grad_tag(1, "key"), names.knockout_tag(1, 1)} <= set(curves)
+    assert curves[names.VAL_LOSS][0] == [4, 6]  # counted in steps taken, as attn/* are
+    assert curves[names.ATTN_ENTROPY][0][-1] == 6
+
+
+@pytest.mark.parametrize(
+    "knobs", [["heads=2", "scale=false"], ["model.net.heads=2", "model.net.scale=false"]]
+)
+def test_hparams_tab_has_the_knobs_and_final_metrics(compose_cfg, tmp_path, knobs):
+    """The tab shows what the model was built with, whichever name set it: `model.net.heads=2`
+    trains 2 heads while the top-level `heads` still says 4."""
     from tensorboard.plugins.hparams import plugin_data_pb2
 
-    train(compose_cfg("heads=2", "scale=false", *TINY))
+    train(compose_cfg(*knobs, *TINY))
     events = read_events(tmp_path)
     assert not [t for t in events.Tags()["scalars"] if t.startswith("hp")]  # no one-point charts
     content = events.SummaryMetadata("_hparams_/session_start_info").plugin_data.content
@@ -112,8 +179,8 @@ def test_help_explains_the_knobs_and_groups():
 
 
 BAD_INPUTS = [
-    (["heads=3"], "heads=3 does not divide d_model=64"),
-    (["heads=3", "model.net.d_model=128"], "heads=3 does not divide d_model=128"),
+    (["heads=3"], "heads=3 does not divide model.net.d_model=64"),
+    (["heads=3", "model.net.d_model=128"], "heads=3 does not divide model.net.d_model=128"),
     (["heads=0"], "heads=0 is not allowed"),
     (["heads=-1"], "heads=-1 is not allowed"),
     (["scale=abc"], "scale='abc' is not allowed"),
@@ -266,7 +333,7 @@ def test_plus_trainer_arguments_reach_lightnings_trainer(compose_cfg):
     from src.train import build
 
     parts = build(compose_cfg(*TINY, "+trainer.gradient_clip_val=0.5"))
-    assert parts["trainer"].gradient_clip_val == 0.5
+    assert parts.trainer.gradient_clip_val == 0.5
 
 
 def test_train_log_holds_the_estimate_and_a_line_every_log_every_n_steps(
@@ -321,7 +388,28 @@ def test_the_step_bar_redraws_at_most_every_interval_and_always_at_the_end(compo
     draws = []
     original = bar.get_metrics
     bar.get_metrics = lambda *a: draws.append(a[0].global_step) or original(*a)
-    trainer.fit(built["model"], datamodule=built["datamodule"])
+    trainer.fit(built.model, datamodule=built.datamodule)
     assert sorted(set(draws)) == [1, 30]  # the first step, nothing for an hour, the last
     output = capsys.readouterr()
     assert "30/30" in output.out + output.err
+
+
+def test_a_checkpoint_from_before_a_knob_existed_still_resumes_at_its_default(compose_cfg):
+    """Runs saved before `model.net.rope_base` existed record no such key: they resume under
+    the default (what they were trained with) and are refused under any other value."""
+    from src.checkpointing import CheckpointError, check_same_model
+    from src.config import model_config
+
+    record = model_config(compose_cfg(*TINY))
+    old = {MODEL_CONFIG_KEY: {k: v for k, v in record.items() if k != "model.net.rope_base"}}
+    check_same_model(old, record, "old.ckpt")
+    with pytest.raises(
+        CheckpointError, match=r"model.net.rope_base: checkpoint 10000, this config 500"
+    ):
+        check_same_model(
+            old, model_config(compose_cfg(*TINY, "model.net.rope_base=500")), "old.ckpt"
+        )
+    with pytest.raises(CheckpointError, match=r"heads: checkpoint \(not set\)"):
+        check_same_model(
+            {MODEL_CONFIG_KEY: {k: v for k, v in record.items() if k != "heads"}}, record, "x"
+        )

@@ -9,6 +9,7 @@ import torch
 from torch.utils.data import DataLoader, IterableDataset
 
 from src.data.tasks import Batch, Task, stream_seed
+from src.validation import check_positive_int
 
 TRAIN_STREAM, VAL_STREAM = 0, 1
 
@@ -75,11 +76,8 @@ class TaskDataModule(L.LightningDataModule):
         val_seed: int = 1234,
     ) -> None:
         super().__init__()
-        for name, value in [("batch_size", batch_size), ("val_size", val_size)]:
-            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-                raise ValueError(
-                    f"data.{name}={value!r} is not allowed: it must be a positive integer."
-                )
+        check_positive_int("batch_size", batch_size)
+        check_positive_int("val_size", val_size)
         self.task, self.batch_size, self.val_size = task, batch_size, val_size
         self.seed, self.val_seed = seed, val_seed
         self.val_batches: list[Batch] = []
@@ -110,3 +108,14 @@ class TaskDataModule(L.LightningDataModule):
         rank, world_size = self._rank_and_world_size()
         batches = [shard(b, rank, world_size) for b in self.val_batches]
         return DataLoader(_Batches(batches), batch_size=None)
+
+    # What callbacks read, so they need not know how the val set is stored or split.
+
+    def validation_set(self) -> Batch:
+        """The whole fixed val set as one batch (val_size examples), the same in every run."""
+        self.setup()
+        return Batch(*(torch.cat(t) for t in zip(*self.val_batches)))
+
+    def probe_batch(self, examples: int) -> Batch:
+        """The first `examples` of the val set (all of it when it has fewer)."""
+        return Batch(*(t[:examples] for t in self.validation_set()))

@@ -15,6 +15,8 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
+from src.validation import check_positive_int, is_int, require
+
 _MASK64 = (1 << 64) - 1
 
 
@@ -30,18 +32,6 @@ def stream_seed(seed: int, stream: int, step: int) -> int:
     z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & _MASK64
     z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _MASK64
     return (z ^ (z >> 31)) >> 1
-
-
-def _require(condition: bool, message: str) -> None:
-    if not condition:
-        raise ValueError(message)
-
-
-def _positive(name: str, value: object) -> None:
-    _require(
-        isinstance(value, int) and not isinstance(value, bool) and value > 0,
-        f"task.{name}={value!r} is not allowed: it must be a positive integer.",
-    )
 
 
 def _next_token_batch(sequence: Tensor, first_answer: int, every: int = 1) -> Batch:
@@ -67,13 +57,19 @@ class Task:
         """A readable glyph per token for printed samples."""
         return str(token)
 
+    def expected_answers(self, sequence: Tensor, answers: list[int]) -> list[int | None]:
+        """The task's rule applied to one typed sequence (T+1,): the right token at each
+        answer position, None where the rule gives none (inspect.py scores a prompt with it).
+        A task without a rule here gets the model's own answers as the reference."""
+        return [None] * len(answers)
+
 
 class _SequenceTransform(Task):
     """x_1..x_n SEP f(x)_1..f(x)_n; the answer f(x) is scored."""
 
     def __init__(self, length: int = 8, num_symbols: int = 10) -> None:
-        _positive("length", length)
-        _positive("num_symbols", num_symbols)
+        check_positive_int("length", length)
+        check_positive_int("num_symbols", num_symbols)
         self.length, self.num_symbols = length, num_symbols
         self.sep = num_symbols
         self.vocab_size = num_symbols + 1
@@ -90,6 +86,9 @@ class _SequenceTransform(Task):
 
     def render(self, token: int) -> str:
         return "|" if token == self.sep else _glyph(token)
+
+    def expected_answers(self, sequence: Tensor, answers: list[int]) -> list[int | None]:
+        return self.transform(sequence[None, : self.length])[0].tolist()
 
 
 class Copy(_SequenceTransform):
@@ -137,11 +136,11 @@ class AssociativeRecall(Task):
             ("num_keys", num_keys),
             ("num_values", num_values),
         ]:
-            _positive(key, value)
-        _require(
+            check_positive_int(key, value)
+        require(
             num_pairs <= num_keys,
-            f"task.num_pairs={num_pairs} is not allowed: keys are distinct, so it must be "
-            f"at most task.num_keys={num_keys}.",
+            f"num_pairs={num_pairs} is not allowed: keys are distinct, so it must be "
+            f"at most num_keys={num_keys}.",
         )
         self.num_pairs, self.num_queries = num_pairs, num_queries
         self.num_keys, self.num_values = num_keys, num_values
@@ -168,6 +167,11 @@ class AssociativeRecall(Task):
         if token >= self.value_offset:
             return str(token - self.value_offset)
         return _glyph(token)
+
+    def expected_answers(self, sequence: Tensor, answers: list[int]) -> list[int | None]:
+        table = sequence[: 2 * self.num_pairs].view(-1, 2).tolist()  # [(key, value), ...]
+        lookup = dict(table)  # a repeated key: its last value
+        return [lookup.get(int(sequence[p - 1])) for p in answers]
 
 
 class PairDiff(_SequenceTransform):
@@ -204,21 +208,21 @@ class GroupMaxSum(Task):
     name = "group_max_sum"
 
     def __init__(self, D: int = 2, length: int = 16, num_values: int = 8) -> None:
-        _positive("D", D)
-        _positive("length", length)
-        _require(
-            isinstance(num_values, int) and not isinstance(num_values, bool) and num_values >= 2,
-            f"task.num_values={num_values!r} is not allowed: it must be an integer >= 2, so "
+        check_positive_int("D", D)
+        check_positive_int("length", length)
+        require(
+            is_int(num_values) and num_values >= 2,
+            f"num_values={num_values!r} is not allowed: it must be an integer >= 2, so "
             "that a group's maximum can vary.",
         )
-        _require(
+        require(
             length >= D,
-            f"task.D={D} is not allowed with task.length={length}: every one of the D groups "
+            f"D={D} is not allowed with length={length}: every one of the D groups "
             f"needs at least one token, so D must be at most the length ({length}).",
         )
-        _require(
+        require(
             D <= 26,
-            f"task.D={D} is not allowed: groups are written with the letters A..Z, so D must "
+            f"D={D} is not allowed: groups are written with the letters A..Z, so D must "
             "be at most 26.",
         )
         self.D, self.length, self.num_values = D, length, num_values
@@ -248,3 +252,11 @@ class GroupMaxSum(Task):
             return str(token - self.answer_offset)
         group, value = divmod(token, self.num_values)
         return f"{chr(ord('A') + group)}{value}"
+
+    def expected_answers(self, sequence: Tensor, answers: list[int]) -> list[int | None]:
+        tokens = sequence[: self.length]  # (T,)
+        groups, values = tokens // self.num_values, tokens % self.num_values
+        maxima = [values[groups == g].max() for g in range(self.D) if (groups == g).any()]
+        if len(maxima) < self.D:  # a group missing from the prompt: no rule applies
+            return [None]
+        return [self.answer_offset + int(sum(maxima))]

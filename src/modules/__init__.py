@@ -7,8 +7,15 @@ from src.modules.attention import (
     resolve_scale,
 )
 from src.modules.block import MLP, Block
+from src.modules.config import ModelConfig
 from src.modules.generation import exact_matches, greedy_generate
-from src.modules.positional import SinusoidalPositions, make_positional
+from src.modules.positional import (
+    POSITIONAL_KINDS,
+    RotaryPositions,
+    SinusoidalPositions,
+    make_positional,
+    make_rotary,
+)
 from src.modules.transformer import (
     TransformerLM,
     head_knockout_losses,
@@ -17,10 +24,13 @@ from src.modules.transformer import (
 )
 
 __all__ = [
+    "POSITIONAL_KINDS",
     "AttentionMaps",
     "Block",
     "MLP",
+    "ModelConfig",
     "MultiHeadAttention",
+    "RotaryPositions",
     "SinusoidalPositions",
     "TransformerLM",
     "exact_matches",
@@ -29,6 +39,7 @@ __all__ = [
     "head_knockout_losses",
     "knockout_mask",
     "make_positional",
+    "make_rotary",
     "masked_cross_entropy",
     "resolve_scale",
 ]

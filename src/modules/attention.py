@@ -8,11 +8,14 @@ that the weights (and the logits before the softmax) can be looked at.
 from __future__ import annotations
 
 import math
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+
+from src.modules.config import ModelConfig
+from src.modules.positional import make_rotary
 
 
 class AttentionMaps(NamedTuple):
@@ -55,44 +58,33 @@ def explicit_attention(
     return weights @ v, AttentionMaps(weights, logits)  # (..., T, d_v)
 
 
-def _check_positive_int(name: str, value: object) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise ValueError(f"{name}={value!r} is not allowed: it must be a positive integer.")
-
-
 class MultiHeadAttention(nn.Module):
-    """`heads` heads of size `head_dim` (default d_model/heads), projections W_q, W_k, W_v, W_o."""
+    """`heads` heads of size `head_dim` (default d_model/heads), projections W_q, W_k, W_v, W_o.
 
-    def __init__(
-        self,
-        d_model: int,
-        heads: int,
-        head_dim: int | None = None,
-        scale: bool | float = True,
-        causal: bool = True,
-        bias: bool = False,
-    ) -> None:
+    Built from the model's ModelConfig; `from_dims` makes one on its own (tests, benchmarks).
+    """
+
+    def __init__(self, config: ModelConfig) -> None:
         super().__init__()
-        _check_positive_int("d_model", d_model)
-        _check_positive_int("heads", heads)
-        if head_dim is None:
-            if d_model % heads:
-                divisors = [h for h in range(1, d_model + 1) if d_model % h == 0]
-                raise ValueError(
-                    f"heads={heads} does not divide d_model={d_model}, so the heads cannot "
-                    f"split the model width evenly. Allowed: a divisor of {d_model} "
-                    f"({', '.join(map(str, divisors))}), or set model.net.head_dim to give "
-                    "every head its own size."
-                )
-            head_dim = d_model // heads
-        _check_positive_int("head_dim", head_dim)
-        self.heads, self.head_dim, self.causal = heads, head_dim, causal
-        self.scale = resolve_scale(scale, head_dim)
-        inner = heads * head_dim
+        self.heads, self.head_dim, self.causal = config.heads, config.head_size, config.causal
+        self.scale = resolve_scale(config.scale, self.head_dim)
+        inner, d_model, bias = self.heads * self.head_dim, config.d_model, config.bias
         self.query = nn.Linear(d_model, inner, bias=bias)  # W_q for all heads at once
         self.key = nn.Linear(d_model, inner, bias=bias)  # W_k
         self.value = nn.Linear(d_model, inner, bias=bias)  # W_v
         self.out = nn.Linear(inner, d_model, bias=bias)  # W_o mixes the concatenated heads
+        self.rotary = make_rotary(config)  # rope: rotates q and k by position; else None
+
+    @classmethod
+    def from_dims(
+        cls, d_model: int, heads: int, max_seq_len: int = 1024, **settings: Any
+    ) -> MultiHeadAttention:
+        """A standalone attention; `settings` are ModelConfig's other fields by name (head_dim,
+        scale, causal, bias, positional, rope_base). `max_seq_len` bounds rope's table."""
+        config = ModelConfig(
+            vocab_size=1, max_seq_len=max_seq_len, d_model=d_model, heads=heads, **settings
+        )
+        return cls(config)
 
     def check_head_mask(self, head_mask: Tensor) -> None:
         if tuple(head_mask.shape) != (self.heads,):
@@ -117,6 +109,8 @@ class MultiHeadAttention(nn.Module):
         q = self._split_heads(self.query(x))  # (B, nh, T, hs)
         k = self._split_heads(self.key(x))  # (B, nh, T, hs)
         v = self._split_heads(self.value(x))  # (B, nh, T, hs)
+        if self.rotary is not None:  # positions enter q.k here, on both paths below
+            q, k = self.rotary(q), self.rotary(k)
         maps = None
         if need_weights:
             y, maps = explicit_attention(q, k, v, self.scale, self.causal)

@@ -5,16 +5,18 @@ from __future__ import annotations
 from torch import Tensor, nn
 
 from src.modules.attention import AttentionMaps, MultiHeadAttention
+from src.modules.config import ModelConfig
 
 
 class MLP(nn.Module):
-    """Position-wise feed-forward: d_model -> ratio*d_model -> d_model."""
+    """Position-wise feed-forward: d_model -> mlp_ratio*d_model -> d_model."""
 
-    def __init__(self, d_model: int, ratio: int = 4, bias: bool = False) -> None:
+    def __init__(self, config: ModelConfig) -> None:
         super().__init__()
-        self.fc = nn.Linear(d_model, ratio * d_model, bias=bias)
+        d_model, hidden = config.d_model, config.mlp_ratio * config.d_model
+        self.fc = nn.Linear(d_model, hidden, bias=config.bias)
         self.act = nn.GELU()
-        self.proj = nn.Linear(ratio * d_model, d_model, bias=bias)
+        self.proj = nn.Linear(hidden, d_model, bias=config.bias)
 
     def forward(self, x: Tensor) -> Tensor:
         return self.proj(self.act(self.fc(x)))
@@ -23,21 +25,12 @@ class MLP(nn.Module):
 class Block(nn.Module):
     """Pre-LN keeps the residual stream un-normalised, so it trains stably without tricks."""
 
-    def __init__(
-        self,
-        d_model: int,
-        heads: int,
-        head_dim: int | None = None,
-        scale: bool | float = True,
-        causal: bool = True,
-        mlp_ratio: int = 4,
-        bias: bool = False,
-    ) -> None:
+    def __init__(self, config: ModelConfig) -> None:
         super().__init__()
-        self.ln_attn = nn.LayerNorm(d_model, bias=bias)
-        self.attn = MultiHeadAttention(d_model, heads, head_dim, scale, causal, bias)
-        self.ln_mlp = nn.LayerNorm(d_model, bias=bias)
-        self.mlp = MLP(d_model, mlp_ratio, bias)
+        self.ln_attn = nn.LayerNorm(config.d_model, bias=config.bias)
+        self.attn = MultiHeadAttention(config)
+        self.ln_mlp = nn.LayerNorm(config.d_model, bias=config.bias)
+        self.mlp = MLP(config)
 
     def forward(
         self, x: Tensor, need_weights: bool = False, head_mask: Tensor | None = None

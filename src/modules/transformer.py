@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from src.modules.attention import AttentionMaps, _check_positive_int
+from src.modules.attention import AttentionMaps, MultiHeadAttention
 from src.modules.block import Block
+from src.modules.config import ModelConfig
 from src.modules.positional import make_positional
 
 IGNORE_INDEX = -100  # cross-entropy skips targets with this value
@@ -18,45 +20,19 @@ IGNORE_INDEX = -100  # cross-entropy skips targets with this value
 class TransformerLM(nn.Module):
     """Next-token model whose attention scale, head count and mask are switches."""
 
-    def __init__(
-        self,
-        vocab_size: int,
-        max_seq_len: int,
-        d_model: int = 64,
-        layers: int = 2,
-        heads: int = 4,
-        head_dim: int | None = None,
-        scale: bool | float = True,
-        causal: bool = True,
-        positional: str = "learned",
-        mlp_ratio: int = 4,
-        bias: bool = False,
-        qk_init_std: float | None = None,
-    ) -> None:
+    def __init__(self, vocab_size: int, max_seq_len: int, **settings: Any) -> None:
+        """`settings`: ModelConfig's other fields by name (d_model=64, heads=4, positional=...,
+        as conf/model/transformer.yaml lists them). Checked once, kept as `self.config`, and
+        handed to every layer, which reads what it needs."""
         super().__init__()
-        for name, value in [
-            ("vocab_size", vocab_size),
-            ("max_seq_len", max_seq_len),
-            ("d_model", d_model),
-            ("layers", layers),
-            ("mlp_ratio", mlp_ratio),
-        ]:
-            _check_positive_int(name, value)
-        if qk_init_std is not None and not (
-            isinstance(qk_init_std, (int, float)) and qk_init_std > 0
-        ):
-            raise ValueError(
-                f"qk_init_std={qk_init_std!r} is not allowed: use null (GPT-2's 0.02) or a "
-                "positive number (1/sqrt(d_model) gives unit-variance q and k)."
-            )
-        self.max_seq_len = max_seq_len
-        self.token_embedding = nn.Embedding(vocab_size, d_model)
-        self.position = make_positional(positional, max_seq_len, d_model)
-        self.blocks = nn.ModuleList(
-            Block(d_model, heads, head_dim, scale, causal, mlp_ratio, bias) for _ in range(layers)
+        self.config = config = ModelConfig(
+            vocab_size=vocab_size, max_seq_len=max_seq_len, **settings
         )
-        self.ln_final = nn.LayerNorm(d_model, bias=bias)
-        self.lm_head = nn.Linear(d_model, vocab_size, bias=False)
+        self.token_embedding = nn.Embedding(config.vocab_size, config.d_model)
+        self.position = make_positional(config)  # the additive table, or None
+        self.blocks = nn.ModuleList(Block(config) for _ in range(config.layers))
+        self.ln_final = nn.LayerNorm(config.d_model, bias=config.bias)
+        self.lm_head = nn.Linear(config.d_model, config.vocab_size, bias=False)
         self.lm_head.weight = self.token_embedding.weight  # weight tying, as in GPT-2/nanoGPT
 
         # Init as GPT-2: N(0, 0.02) everywhere, and the projections that write into the
@@ -65,9 +41,10 @@ class TransformerLM(nn.Module):
         # components, the regime in which the 1/sqrt(d_k) scale is derived (q.k has variance
         # d_k); GPT-2's 0.02 starts far below it, with near-uniform attention either way.
         self.apply(self._init_weights)
+        qk_init_std = config.qk_init_std
         for name, param in self.named_parameters():
             if name.endswith(("attn.out.weight", "mlp.proj.weight")):
-                nn.init.normal_(param, mean=0.0, std=0.02 / math.sqrt(2 * layers))
+                nn.init.normal_(param, mean=0.0, std=0.02 / math.sqrt(2 * config.layers))
             if qk_init_std is not None and name.endswith(("attn.query.weight", "attn.key.weight")):
                 nn.init.normal_(param, mean=0.0, std=qk_init_std)
 
@@ -87,9 +64,10 @@ class TransformerLM(nn.Module):
         1 keeps it; see `head_knockout_losses`.
         """
         B, T = idx.shape
-        if self.max_seq_len < T:
+        if self.config.max_seq_len < T:
             raise ValueError(
-                f"sequence length {T} is longer than the model's max_seq_len={self.max_seq_len}."
+                f"sequence length {T} is longer than the model's "
+                f"max_seq_len={self.config.max_seq_len}."
             )
         x = self.token_embedding(idx)  # (B, T, d_model)
         if self.position is not None:
@@ -107,6 +85,17 @@ class TransformerLM(nn.Module):
                 maps.append(block_maps)
         return self.lm_head(self.ln_final(x)), maps  # (B, T, vocab)
 
+    # What diagnostics and inspection read, so they need not know how the layers are stored.
+
+    def attention_layers(self) -> list[MultiHeadAttention]:
+        """The attention module of each block, first layer first."""
+        return [block.attn for block in self.blocks]
+
+    def query_key_weights(self) -> list[tuple[nn.Parameter, nn.Parameter]]:
+        """(W_q, W_k) of each layer: the weights the 1/sqrt(d_k) scale protects from vanishing
+        gradients, whose gradient norms AttentionDiagnostics logs."""
+        return [(attn.query.weight, attn.key.weight) for attn in self.attention_layers()]
+
 
 def masked_cross_entropy(logits: Tensor, targets: Tensor, loss_mask: Tensor) -> Tensor:
     """Mean cross-entropy over the positions the task determines (loss_mask True)."""
@@ -116,7 +105,7 @@ def masked_cross_entropy(logits: Tensor, targets: Tensor, loss_mask: Tensor) -> 
 
 def knockout_mask(net: TransformerLM, layer: int, head: int) -> Tensor:
     """A (layers, nh) head mask of ones with a 0 at (layer, head): that one head knocked out."""
-    layers, heads = len(net.blocks), net.blocks[0].attn.heads
+    layers, heads = net.config.layers, net.config.heads
     if not (0 <= layer < layers and 0 <= head < heads):
         raise ValueError(
             f"cannot knock out layer {layer}, head {head}: this model has layers 0..{layers - 1} "
@@ -137,7 +126,7 @@ def head_knockout_losses(
     output before W_o, keep everything else, and see how much the loss rises. A large rise
     means the model relies on that head; none means the others cover for it.
     """
-    layers, heads = len(net.blocks), net.blocks[0].attn.heads
+    layers, heads = net.config.layers, net.config.heads
     base = masked_cross_entropy(net(inputs)[0], targets, loss_mask).item()
     losses = torch.empty(layers, heads)
     for layer in range(layers):

@@ -1,8 +1,8 @@
-"""Callbacks that show the user what the model does, and stop it when it has gone wrong."""
+"""Callbacks that log what the attention does: statistics, gradient norms, heat maps, and
+the loss with each head knocked out. Tag names come from src/metric_names.py."""
 
 from __future__ import annotations
 
-import math
 from typing import NamedTuple
 
 import lightning as L
@@ -11,44 +11,11 @@ import torch
 from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.utilities import grad_norm, rank_zero_only
 
-from src.data.tasks import Batch, Task
+from src import metric_names as names
+from src.data.tasks import Batch
 from src.diagnostics import attention_scalars, visible_keys
-from src.modules.attention import MultiHeadAttention
 from src.modules.transformer import head_knockout_losses
 from src.tensorboard_views import custom_scalars_layout
-
-
-def format_samples(task: Task, batch: Batch, preds: torch.Tensor) -> list[str]:
-    """One line per example: prompt (answers blanked) -> expected -> predicted."""
-    lines = []
-    for inputs, targets, mask, pred in zip(*batch, preds):
-        sequence = torch.cat([inputs, targets[-1:]]).tolist()  # the full sequence (T+1,)
-        answer_at = set((mask.nonzero().flatten() + 1).tolist())
-        prompt = " ".join("_" if i in answer_at else task.render(t) for i, t in enumerate(sequence))
-        expected = " ".join(task.render(t) for t in targets[mask].tolist())
-        predicted = " ".join(task.render(t) for t in pred[mask].tolist())
-        mark = "ok " if expected == predicted else "XX "
-        lines.append(f"{mark} {prompt}  ->  {expected}  ->  {predicted}")
-    return lines
-
-
-class PrintSamples(L.Callback):
-    """At the end of training, print a few validation examples and the model's answers."""
-
-    def __init__(self, num_examples: int = 4) -> None:
-        self.num_examples = num_examples
-
-    @rank_zero_only
-    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        datamodule = trainer.datamodule
-        batch = Batch(*(t[: self.num_examples] for t in datamodule.val_batches[0]))
-        pl_module.eval()
-        with torch.no_grad():
-            preds = pl_module(batch.inputs.to(pl_module.device)).argmax(-1).cpu()
-        print(f"\nSamples from the validation set ({datamodule.task.name}; teacher-forced):")
-        print("     prompt (answers as _)  ->  expected  ->  predicted")
-        for line in format_samples(datamodule.task, batch, preds):
-            print("  " + line)
 
 
 class AttentionDiagnostics(L.Callback):
@@ -76,11 +43,11 @@ class AttentionDiagnostics(L.Callback):
         self.probe: Batch | None = None
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        batch = trainer.datamodule.val_batches[0]
-        self.probe = Batch(*(t[: self.probe_examples].to(pl_module.device) for t in batch))
+        batch = trainer.datamodule.probe_batch(self.probe_examples)
+        self.probe = Batch(*(t.to(pl_module.device) for t in batch))
         for logger in trainer.loggers:  # the custom-scalars layout (src/tensorboard_views.py)
             if isinstance(logger, TensorBoardLogger) and trainer.is_global_zero:
-                layout = custom_scalars_layout(len(pl_module.net.blocks))
+                layout = custom_scalars_layout(len(pl_module.net.attention_layers()))
                 logger.experiment.add_custom_scalars(layout)
         self._log_attention(trainer, pl_module, images=True)
 
@@ -95,12 +62,12 @@ class AttentionDiagnostics(L.Callback):
         step = trainer.global_step  # the step these gradients are about to make
         if step % self.grad_every_n_steps:
             return
-        norms = grad_norm(pl_module.net, norm_type=2)
-        scalars = {"grad/total": norms.pop("grad_2.0_norm_total").item()}
-        for name, value in norms.items():
-            parts = name.split("/")[-1].split(".")  # blocks.{l}.attn.{query|key}.weight
-            if parts[0] == "blocks" and parts[3] in ("query", "key") and parts[4] == "weight":
-                scalars[f"grad/layer{parts[1]}/{parts[3]}"] = value.item()
+        net = pl_module.net
+        scalars = {names.GRAD_TOTAL: grad_norm(net, norm_type=2)["grad_2.0_norm_total"].item()}
+        for layer, weights in enumerate(net.query_key_weights()):  # (W_q, W_k)
+            for which, weight in zip(names.QUERY_KEY, weights):
+                if weight.grad is not None:
+                    scalars[names.grad_tag(layer, which)] = weight.grad.norm(2).item()
         for logger in trainer.loggers:
             logger.log_metrics(scalars, step=step)
 
@@ -108,7 +75,7 @@ class AttentionDiagnostics(L.Callback):
     def _log_attention(self, trainer: L.Trainer, pl_module: L.LightningModule, images: bool):
         net = pl_module.net
         _, maps = net(self.probe.inputs, need_weights=True)
-        causal = net.blocks[0].attn.causal
+        causal = net.config.causal
         scalars = attention_scalars(maps, causal)
         for logger in trainer.loggers:
             logger.log_metrics(scalars, step=trainer.global_step)
@@ -118,13 +85,13 @@ class AttentionDiagnostics(L.Callback):
                 visible = visible_keys(len(tokens), causal)
                 for layer, layer_maps in enumerate(maps):
                     logger.experiment.add_image(
-                        f"attention/layer{layer}",
+                        names.attention_image_tag(layer),
                         heatmap_image(layer_maps.weights[0].cpu(), tokens, visible),
                         global_step=trainer.global_step,
                         dataformats="HWC",
                     )
                 if trainer.global_step == 0:  # what the rows and columns are
-                    logger.experiment.add_text("attention/probe_tokens", " ".join(tokens), 0)
+                    logger.experiment.add_text(names.PROBE_TOKENS, " ".join(tokens), 0)
 
 
 MASKED_GREY = 0.82  # cells a query may not see (the causal mask), drawn apart from weight 0
@@ -196,84 +163,6 @@ def heatmap_image(
     return np.asarray(image)
 
 
-class NonFiniteError(RuntimeError):
-    """Training produced a NaN or inf; `step` is the 1-based step whose update was refused."""
-
-    def __init__(self, message: str, step: int) -> None:
-        super().__init__(message)
-        self.step = step
-
-
-class NonFiniteGuard(L.Callback):
-    """Stop at the first step whose loss or gradient is NaN or inf, before its update.
-
-    Raising before `optimizer.step` keeps the weights (and every checkpoint already
-    written) finite; the message names the step and what in the model makes it likely.
-    One host-device sync a step: the loss is kept from `on_before_backward` and checked
-    together with the gradient norm.
-    """
-
-    def __init__(self) -> None:
-        self._loss: torch.Tensor | None = None
-
-    def on_before_backward(self, trainer, pl_module, loss: torch.Tensor) -> None:
-        self._loss = loss.detach()
-
-    def on_before_optimizer_step(self, trainer, pl_module, optimizer) -> None:
-        grads = [p.grad.detach() for p in pl_module.parameters() if p.grad is not None]
-        grad_norm_total = _total_norm(grads)
-        loss = self._loss if self._loss is not None else grad_norm_total.new_zeros(())
-        values = torch.stack([loss.float(), grad_norm_total.float()]).cpu()
-        if bool(torch.isfinite(values).all()):
-            return
-        step = trainer.global_step + 1
-        loss_value, grad_value = values.tolist()
-        what = (
-            f"the loss is {loss_value}"
-            if not math.isfinite(loss_value)
-            else f"the gradient norm is {grad_value} (the loss was {loss_value:.4g})"
-        )
-        lr = optimizer.param_groups[0]["lr"]
-        raise NonFiniteError(
-            f"training diverged at step {step}: {what}. Likely cause: "
-            f"{likely_causes(pl_module, lr, str(trainer.precision))}",
-            step,
-        )
-
-
-def _total_norm(grads: list[torch.Tensor]) -> torch.Tensor:
-    if hasattr(torch.nn.utils, "get_total_norm"):  # torch >= 2.6: batched (foreach) kernels
-        return torch.nn.utils.get_total_norm(grads)
-    return torch.linalg.vector_norm(torch.stack([g.norm() for g in grads]))
-
-
-def likely_causes(model: torch.nn.Module, lr: float, precision: str) -> str:
-    """What in this model and optimiser most often makes training blow up, worst first."""
-    causes = []
-    for attn in (m for m in model.modules() if isinstance(m, MultiHeadAttention)):
-        standard = 1.0 / math.sqrt(attn.head_dim)
-        if attn.scale > standard * 1.0001:
-            causes.append(
-                f"oversized attention logits: q.k is multiplied by {attn.scale:g} where "
-                f"1/sqrt(d_k) = {standard:.3g} ({attn.scale / standard:,.0f}x larger), so the "
-                "softmax saturates and its logits grow without bound (scale=true restores "
-                "1/sqrt(d_k))"
-            )
-            break
-    if lr > 1e-2:
-        causes.append(
-            f"the learning rate: {lr:.3g} at this step is high for AdamW here (try 10x lower)"
-        )
-    if precision.startswith("16"):
-        causes.append(f"float16 overflow (precision={precision}; bf16-mixed has fp32's range)")
-    if not causes:
-        causes.append(
-            f"no single setting stands out (learning rate {lr:.3g}); lower the learning rate "
-            "or clip gradients (trainer.gradient_clip_val=1.0)"
-        )
-    return "; and ".join(causes) + "."
-
-
 class HeadKnockout(L.Callback):
     """At the end of training, the val loss with each head knocked out, one at a time.
 
@@ -285,22 +174,22 @@ class HeadKnockout(L.Callback):
 
     @rank_zero_only
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        batches = trainer.datamodule.val_batches
-        inputs, targets, loss_mask = (torch.cat(t).to(pl_module.device) for t in zip(*batches))
+        val = trainer.datamodule.validation_set()
+        inputs, targets, loss_mask = (t.to(pl_module.device) for t in val)
         was_training = pl_module.training
         pl_module.eval()
         base, losses = head_knockout_losses(pl_module.net, inputs, targets, loss_mask)
         pl_module.train(was_training)
         rise = losses - base  # (layers, nh)
-        scalars = {"knockout/base_loss": base}
+        scalars = {names.KNOCKOUT_BASE_LOSS: base}
         for (layer, head), value in np.ndenumerate(rise.numpy()):
-            scalars[f"knockout/layer{layer}/head{head}"] = float(value)
+            scalars[names.knockout_tag(layer, head)] = float(value)
         for logger in trainer.loggers:
             logger.log_metrics(scalars, step=trainer.global_step)
             if isinstance(logger, TensorBoardLogger):
                 for layer, per_head in enumerate(rise):
                     logger.experiment.add_image(
-                        f"knockout/layer{layer}",
+                        names.knockout_image_tag(layer),
                         knockout_bar_image(per_head, base, layer),
                         global_step=trainer.global_step,
                         dataformats="HWC",

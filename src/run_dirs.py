@@ -1,0 +1,94 @@
+"""Where runs are written and found again: folder names, claimed folders, the newest
+checkpoint of a config, and the results folder of an experiment.
+
+Needs neither torch nor Lightning: Hydra resolves these in the launching process.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+import yaml
+from omegaconf import DictConfig, OmegaConf
+
+ROOT = Path(__file__).resolve().parents[1]
+# An experiment's published figures and summary.md (compare.py --publish); the folder is the
+# experiment's config name, so conf/experiment/NAME.yaml -> scripts/results/NAME/.
+RESULTS_DIR = ROOT / "scripts" / "results"
+
+# What may differ between a run and the run it resumes with `ckpt_path=last`.
+NOT_PART_OF_THE_RUN = ("ckpt_path", "paths")
+
+
+def run_name(overrides: str, limit: int = 120) -> str:
+    """A run folder's name: its overrides (`heads=2,scale=false`), or `default`.
+
+    A `/` in a value (a path) is written `%2F`, so the name stays one folder. Long override
+    lists are cut and suffixed with a hash, staying under file-name limits.
+    """
+    overrides = overrides.replace("/", "%2F")
+    if len(overrides) <= limit:
+        return overrides or "default"
+    return f"{overrides[:limit]}..{hashlib.sha1(overrides.encode()).hexdigest()[:8]}"
+
+
+def sweep_suffix(experiment: str | None) -> str:
+    """`_NAME` for a sweep of `experiment=NAME`, so its folder says what it is; else ``."""
+    return f"_{experiment}" if experiment else ""
+
+
+def unique_dir(path: str) -> str:
+    """Claim `path` as a new folder, or `path_2`, `path_3`, ... if another run has it.
+
+    `os.mkdir` fails if the folder exists, even when two processes race for it in the same
+    second, so no two runs (or multiruns) ever share a folder. Registered with Hydra's
+    resolver cache, so a job resolves its folder once and sweep jobs share the sweep's.
+    """
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    candidate, n = path, 1
+    while True:
+        try:
+            os.mkdir(candidate)
+            return candidate
+        except FileExistsError:
+            n += 1
+            candidate = f"{path}_{n}"
+
+
+def register_resolvers() -> None:
+    """`${run_name:...}`, `${sweep_suffix:...}` and `${unique_dir:...}` in conf/hydra/."""
+    OmegaConf.register_new_resolver("run_name", run_name, replace=True)
+    OmegaConf.register_new_resolver("sweep_suffix", sweep_suffix, replace=True)
+    OmegaConf.register_new_resolver("unique_dir", unique_dir, replace=True, use_cache=True)
+
+
+def experiment_of(run_dir: Path) -> str | None:
+    """The `experiment=NAME` a run was started with (its .hydra/hydra.yaml), or None."""
+    saved = run_dir / ".hydra" / "hydra.yaml"
+    if not saved.is_file():
+        return None
+    hydra = (yaml.safe_load(saved.read_text()) or {}).get("hydra") or {}
+    return ((hydra.get("runtime") or {}).get("choices") or {}).get("experiment")
+
+
+def results_dir(experiment: str) -> Path:
+    """Where an experiment's figures and summary.md are kept in the repository."""
+    return RESULTS_DIR / experiment
+
+
+def _comparable(cfg: DictConfig) -> dict:
+    container = OmegaConf.to_container(cfg, resolve=False)
+    return {k: v for k, v in container.items() if k not in NOT_PART_OF_THE_RUN}
+
+
+def find_last_checkpoint(log_dir: Path, cfg: DictConfig) -> Path | None:
+    """The newest `checkpoints/last.ckpt` under `log_dir` whose run had this same config."""
+    wanted = _comparable(cfg)
+    candidates = []
+    for checkpoint in log_dir.glob("**/checkpoints/last.ckpt"):
+        saved = checkpoint.parent.parent / ".hydra" / "config.yaml"
+        if saved.is_file() and _comparable(OmegaConf.load(saved)) == wanted:
+            candidates.append(checkpoint)
+    return max(candidates, key=lambda p: p.stat().st_mtime, default=None)
