@@ -19,6 +19,7 @@ from src.benchmarking import (
     mfu,
     peak_tflops_for,
     ratio,
+    run_timed,
 )
 
 BENCH = ROOT / "scripts" / "bench.py"
@@ -188,3 +189,15 @@ def test_manual_optimisation_arm_takes_the_same_steps_as_the_automatic_one(bench
         ).fit(model, datamodule=parts.datamodule)
         weights.append(torch.cat([p.detach().flatten() for p in model.parameters()]))
     torch.testing.assert_close(weights[0], weights[1])
+
+
+def test_run_timed_reports_the_childs_own_peak_memory_not_its_parents():
+    """A parent holding 1 GiB starts a child that fills 200 MiB: the row must say ~200 MiB.
+    (wait4's ru_maxrss said over 1 GiB: Linux keeps the forked parent's size across exec.)"""
+    import sys
+
+    ballast = b"\x01" * 2**30  # resident in this process
+    child = "import time; b = b'\\x01' * (200 * 2**20); time.sleep(0.3)"
+    result = run_timed([sys.executable, "-c", child])
+    assert result.returncode == 0 and len(ballast) == 2**30
+    assert 200 <= result.peak_rss_mib < 600, result.peak_rss_mib
