@@ -166,19 +166,24 @@ def lightning_gap_rows(
     return rows
 
 
-def data_share(overrides, step_seconds: float) -> dict:
-    from torch.utils.benchmark import Timer
-
+def data_share(overrides, step_seconds: float, quick: bool = False) -> dict:
+    """One batch from the generator, as a share of a training step: the median of 7 timed
+    blocks of batches. (torch's Timer.blocked_autorange sized its blocks at 100,000 calls
+    of this 35 us function, 7 s for a --quick row.)"""
     from src.data.datamodule import TRAIN_STREAM, task_batch
 
     with tempfile.TemporaryDirectory() as out:
         cfg, parts = build_parts(overrides, out)
     task, size = parts.task, cfg.data.batch_size
-    counter = iter(range(10**9))
-    sample = Timer(
-        "fn()", globals={"fn": lambda: task_batch(task, size, 0, TRAIN_STREAM, next(counter))}
-    )
-    seconds = sample.blocked_autorange(min_run_time=0.5).median
+    per_block = 200 if quick else 2000
+    blocks, step = [], 0
+    for _ in range(7):
+        start = time.perf_counter()
+        for _ in range(per_block):
+            task_batch(task, size, 0, TRAIN_STREAM, step)
+            step += 1
+        blocks.append((time.perf_counter() - start) / per_block)
+    seconds = median(blocks)
     return {
         "what": "data generator / training step (default)",
         "value": seconds / step_seconds,
@@ -351,12 +356,16 @@ def thread_rows(quick: bool, repeats: int) -> list[dict]:
     """Idle and under one competing busy process, torch's default threads against the
     thread policy; every figure from its own fresh process, arms alternated."""
     steps, warmup = (40, 5) if quick else (200, 20)
+    # --quick leaves out the old default under load (the "(before)" row): a fresh process
+    # each is ~7 s of a minute
+    pairs = [("old", "idle"), ("policy", "idle"), ("policy", "loaded")]
+    if not quick:
+        pairs.insert(1, ("old", "loaded"))
     arms = {
         f"{arm} {load}": (
             lambda arm=arm, load=load: _its_in_fresh_process(arm, steps, warmup, load == "loaded")
         )
-        for arm in ("old", "policy")
-        for load in ("idle", "loaded")
+        for arm, load in pairs
     }
     its = {name: median(v) for name, v in alternate(arms, repeats).items()}
     names = {"old": "torch default threads", "policy": "thread policy"}
@@ -368,10 +377,9 @@ def thread_rows(quick: bool, repeats: int) -> list[dict]:
             "detail": f"{steps} steps, median of {repeats}"
             + (", one busy process beside it" if load == "loaded" else ""),
         }
-        for arm in ("old", "policy")
-        for load in ("idle", "loaded")
+        for arm, load in pairs
     ]
-    for arm in ("old", "policy"):
+    for arm in ("old", "policy") if not quick else ("policy",):
         rows.append(
             {
                 "what": f"it/s under one busy process / idle, {names[arm]}",
@@ -673,7 +681,7 @@ def main() -> None:
     if not args.quick:
         rows += lightning_gap_rows(args.quick, repeats)
     rows += attention_rows(args.quick)
-    rows.append(data_share(["~callbacks"], step_time["default"]))
+    rows.append(data_share(["~callbacks"], step_time["default"], args.quick))
 
     steps = 60 if args.quick else 500
     for callback, what in [
