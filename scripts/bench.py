@@ -379,7 +379,7 @@ def thread_rows(quick: bool, repeats: int) -> list[dict]:
         }
         for arm, load in pairs
     ]
-    for arm in ("old", "policy") if not quick else ("policy",):
+    for arm in [arm for arm, load in pairs if load == "loaded"]:
         rows.append(
             {
                 "what": f"it/s under one busy process / idle, {names[arm]}",
@@ -428,14 +428,18 @@ GPU_ON_CPU_TINY_SHAPE = [
 ]
 
 
+def gpu_shape(tiny: bool) -> tuple[list[str], str]:
+    """The --gpu mode's overrides and device; `tiny`: its code path on CPU."""
+    return (GPU_ON_CPU_TINY_SHAPE, "cpu") if tiny else (GPU_SHAPE, "cuda")
+
+
 def gpu_rows(tiny: bool, peak_override: float | None, quick: bool, compile_arm: bool = True):
     """Tokens/s and MFU at GPT-2 small's shape: plain loop, Lightning, Lightning compiled.
     `tiny`: the same path on CPU with GPU_ON_CPU_TINY_SHAPE (tests; no GPU at hand)."""
     import torch
     from torch.nn.attention import SDPBackend, sdpa_kernel
 
-    overrides = GPU_ON_CPU_TINY_SHAPE if tiny else GPU_SHAPE
-    device = "cpu" if tiny else "cuda"
+    overrides, device = gpu_shape(tiny)
     with tempfile.TemporaryDirectory() as out:
         cfg, parts = build_parts(overrides, out)
     net, task = parts.model.net.to(device), parts.task
@@ -622,6 +626,8 @@ def main() -> None:
         help="the device's dense bf16 peak in TFLOP/s, for MFU (default: a table of known GPUs)",
     )
     args = parser.parse_args()
+    if args.gap and not (args.gpu or args.gpu_on_cpu_tiny):
+        parser.error("--gap profiles the GPU shape: use it with --gpu or --gpu-on-cpu-tiny")
     if args.sweeps:
         _report(sweep_rows(), "sweeps", args.json)
         return
@@ -641,11 +647,8 @@ def main() -> None:
             preflight([], gpu=True)
         rows = gpu_rows(tiny, args.peak_tflops, args.quick, compile_arm=not tiny or args.compile)
         if args.gap:  # the Lightning gap's parts at this shape, eager
-            shape = GPU_ON_CPU_TINY_SHAPE if tiny else GPU_SHAPE
             # 40 steps an arm: a GPU's step times vary far less than a shared CPU's
-            rows += lightning_gap_rows(
-                True, 1 if tiny else 2, shape, "cpu" if tiny else "cuda", "GPU shape: "
-            )
+            rows += lightning_gap_rows(True, 1 if tiny else 2, *gpu_shape(tiny), "GPU shape: ")
         _report(rows, "gpu-on-cpu-tiny" if tiny else "gpu", args.json)
         return
     preflight(args.shape, gpu=False)

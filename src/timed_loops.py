@@ -58,6 +58,12 @@ class StepTimer:
         self.callback = _Callback()
 
 
+def sync_steps(warmup: int, total: int) -> frozenset[int]:
+    """The steps (1-based) whose end time a loop reads: on a GPU it waits for the queued
+    kernels there, and only there, so both loops time work done with a full queue between."""
+    return frozenset({1, warmup, total})
+
+
 def lightning_seconds_per_step(
     overrides,
     steps,
@@ -81,7 +87,7 @@ def lightning_seconds_per_step(
 
     with tempfile.TemporaryDirectory() as out:
         cfg, parts = build_parts(overrides + [f"trainer.max_steps={steps + warmup}"], out)
-        timer = StepTimer(sync_at=frozenset({1, warmup, steps + warmup}))
+        timer = StepTimer(sync_at=sync_steps(warmup, steps + warmup))
         callbacks = [timer.callback]
         if callback:
             callbacks += [c for c in parts.trainer.callbacks if type(c).__name__ == callback]
@@ -160,7 +166,7 @@ def plain_seconds_per_step(
     else:
         stream = iter(TaskStream(task, cfg.data.batch_size, cfg.seed))
     log_every = cfg.trainer.log_every_n_steps
-    sync_at = {1, warmup, total}  # on a GPU: wait for the kernels where the time is read
+    sync_at = sync_steps(warmup, total)
     ends = []
     start = time.perf_counter()
     for step in range(1, total + 1):

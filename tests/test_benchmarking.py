@@ -122,6 +122,12 @@ def test_gpu_mode_runs_on_cpu_at_a_tiny_shape(bench_module, tmp_path):
         assert f"{hand:,} FLOPs/token" in row["detail"]
 
 
+def test_bench_refuses_gap_without_the_gpu_mode():
+    proc = run_script(BENCH, "--gap", timeout=120)
+    assert proc.returncode == 2
+    assert "--gap profiles the GPU shape: use it with --gpu" in proc.stderr
+
+
 def test_bench_refuses_an_unknown_flag():
     proc = run_script(BENCH, "--no-such-flag", timeout=120)
     assert proc.returncode == 2
