@@ -3,6 +3,8 @@
 All knobs: `python scripts/train.py --help`. A sweep: add `-m` and comma-separated values.
 """
 
+import logging
+import math
 import sys
 
 import hydra
@@ -11,12 +13,17 @@ from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from src.config import missing_extra
-from src.run_dirs import register_resolvers
+from src.run_dirs import quote_literals, register_resolvers
+from src.sweep_checks import EXIT_CODES
 from src.threads import available_cpus, threads_per_job
 
 register_resolvers()
+# A log line that cannot be written (a full disk) must not print a traceback of its own:
+# the run's outcome goes to metrics.json and one paragraph on stderr.
+logging.raiseExceptions = False
 
-EXIT_CONFIG_ERROR, EXIT_DIVERGED = 2, 3
+# Overrides whose values are paths the project wrote (`..._heads=2,scale=false`).
+PATH_KEYS = ("ckpt_path", "hydra.run.dir", "hydra.sweep.dir", "paths.log_dir")
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="train")
@@ -25,20 +32,21 @@ def main(cfg: DictConfig) -> float | None:
     threads = threads_per_job(job.get("launcher"), available_cpus())
 
     from src.metric_names import VAL_LOSS
-    from src.train import ConfigError, TrainingDiverged, train  # torch loads only when needed
+    from src.train import RunStopped, train  # torch loads only when needed
 
     try:
         result = train(cfg, threads=threads)
-    except (ConfigError, TrainingDiverged) as err:
+    except RunStopped as err:  # refused, diverged or failed: metrics.json says which
         print(f"\nerror: {err}\n", file=sys.stderr)
         if job.mode == RunMode.MULTIRUN:
-            raise  # Hydra records the job as failed, runs the others, then exits non-zero
-        sys.exit(EXIT_CONFIG_ERROR if isinstance(err, ConfigError) else EXIT_DIVERGED)
+            return math.nan  # the sweep goes on; SweepChecks sums the jobs up at its end
+        sys.exit(EXIT_CODES[err.status])
     return result["metrics"].get(VAL_LOSS)  # what a hyper-parameter sweeper minimises
 
 
 if __name__ == "__main__":
     if why := missing_extra(sys.argv[1:]):
         print(f"\nerror: {why}\n", file=sys.stderr)
-        sys.exit(EXIT_CONFIG_ERROR)
+        sys.exit(EXIT_CODES["refused"])
+    sys.argv[1:] = quote_literals(sys.argv[1:], PATH_KEYS, only_with="=")
     main()

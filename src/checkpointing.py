@@ -9,9 +9,11 @@ kill can cut in half.
 
 from __future__ import annotations
 
+import errno
 import os
 import pickle
 import re
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +26,16 @@ from torch import nn
 
 class CheckpointError(ValueError):
     """A checkpoint that cannot be used; the message says which file and why."""
+
+
+class CheckpointWriteError(OSError):
+    """A checkpoint could not be written; the message says which file, why, and what of the
+    previous one is left (always intact: the write went to a temporary file)."""
+
+
+# Free space below this when a save fails: the disk filled up (torch.save reports a full
+# disk as a RuntimeError of its zip writer, without the errno).
+DISK_FULL_BYTES = 1 << 20
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
@@ -41,7 +53,11 @@ class AtomicCheckpointIO(TorchCheckpointIO):
                 file.flush()
                 os.fsync(file.fileno())
             os.replace(partial, path)
-        except BaseException:
+        except Exception as err:
+            free = shutil.disk_usage(path.parent).free  # before the partial file is removed
+            partial.unlink(missing_ok=True)
+            raise CheckpointWriteError(_write_failure(path, err, free)) from err
+        except BaseException:  # a kill or Ctrl-C: the previous checkpoint is untouched
             partial.unlink(missing_ok=True)
             raise
 
@@ -49,6 +65,37 @@ class AtomicCheckpointIO(TorchCheckpointIO):
         self, path: _PATH, map_location: Any = None, weights_only: bool | None = None
     ) -> dict[str, Any]:
         return load_checkpoint(path, map_location=map_location)
+
+
+def _write_failure(path: Path, err: Exception, free: int) -> str:
+    """Why writing `path` failed, and which checkpoint is left intact."""
+    if getattr(err, "errno", None) == errno.ENOSPC or free < DISK_FULL_BYTES:
+        why = (
+            f"the disk is full ({free:,} bytes free on {_mount_point(path.parent)}, "
+            f"which holds {path.parent})"
+        )
+    else:
+        why = f"{type(err).__name__}: {err}"
+    if path.is_file():
+        kept = f"the previous {path.name} (step {step_of(path)}) is intact"
+    else:
+        kept = f"no earlier {path.name} existed"
+    return f"writing the checkpoint {path} failed: {why}; {kept}"
+
+
+def _mount_point(folder: Path) -> Path:
+    folder = folder.resolve()
+    while not os.path.ismount(folder) and folder != folder.parent:
+        folder = folder.parent
+    return folder
+
+
+def step_of(checkpoint: Path) -> int | str:
+    """The training step a checkpoint was saved at, or "unreadable"."""
+    try:
+        return load_checkpoint(checkpoint)["global_step"]
+    except CheckpointError:
+        return "unreadable"
 
 
 def load_checkpoint(path: _PATH, map_location: Any = "cpu") -> dict[str, Any]:

@@ -17,6 +17,8 @@ from src.validation import is_int, is_number
 class ConfigError(ValueError):
     """A config value that cannot work; the message names the key, the value and what is allowed."""
 
+    status = "refused"  # what metrics.json records; scripts/train.py's exit code follows it
+
 
 # The config's top-level keys: each is read by something. A key added with `+key=value`
 # outside these (and outside the instantiated groups, whose constructors refuse unknown
@@ -93,6 +95,17 @@ def check_values(cfg: DictConfig) -> None:
             f"trainer.max_steps={max_steps!r} is not allowed: it must be a positive integer "
             "(the training stream is endless, so the run needs a number of steps to stop at)."
         )
+    for key, means in (
+        ("val_check_interval", "validate, and rewrite checkpoints/last.ckpt, every N steps"),
+        ("log_every_n_steps", "log train/* and a train.log line every N steps"),
+        ("accumulate_grad_batches", "batches per optimizer step"),
+    ):
+        value = cfg.trainer.get(key, 1)
+        if not (is_int(value) and value >= 1):
+            raise ConfigError(
+                f"trainer.{key}={value!r} is not allowed: it must be a positive integer ({means}; "
+                "the training stream is endless, so a fraction of an epoch means nothing here)."
+            )
     model = cfg.get("model") or {}
     for key, allowed in (
         ("warmup_steps", "an integer >= 0 (0: no warm-up)"),

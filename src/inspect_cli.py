@@ -8,25 +8,13 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig
 
-from src.run_dirs import register_resolvers
+from src.run_dirs import quote_literals, register_resolvers
 
 EXIT_CONFIG_ERROR = 2
 CONF = Path(__file__).resolve().parents[1] / "conf"  # the same configs as scripts/train.py
 # Values taken as typed: run folders are named like `..._heads=2,scale=false`, which Hydra's
 # override grammar would read as a nested `=` and a sweep list, and prompts hold spaces and `|`.
-LITERAL_KEYS = ("run=", "prompt=", "ckpt_path=")
-
-
-def quote_literals(argv: list[str]) -> list[str]:
-    """`run=a=b,c` -> `run='a=b,c'` (Hydra's quoted string), for the keys above."""
-    quoted = []
-    for arg in argv:
-        key, _, value = arg.partition("=")
-        if arg.startswith(LITERAL_KEYS) and value[:1] not in ("'", '"'):
-            mark = "'" if "'" not in value else '"'
-            arg = f"{key}={mark}{value}{mark}"
-        quoted.append(arg)
-    return quoted
+LITERAL_KEYS = ("run", "prompt", "ckpt_path")
 
 
 @hydra.main(version_base="1.3", config_path=str(CONF), config_name="inspect")
@@ -42,5 +30,5 @@ def main(cfg: DictConfig) -> None:
 
 def run() -> None:
     register_resolvers()
-    sys.argv[1:] = quote_literals(sys.argv[1:])
+    sys.argv[1:] = quote_literals(sys.argv[1:], LITERAL_KEYS)
     main()

@@ -35,8 +35,17 @@ class StepProgressBar(TQDMProgressBar):
         self.min_interval_s = min_interval_s
         self._drawn_at = -math.inf
 
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        # A resume that restarts mid-epoch (any `ckpt_path` from a step-based run) skips
+        # on_train_epoch_start, so the bar is set up here as well as there.
+        super().on_train_start(trainer, pl_module)
+        self._count_steps(trainer)
+
     def on_train_epoch_start(self, trainer: L.Trainer, *_: Any) -> None:
         super().on_train_epoch_start(trainer)
+        self._count_steps(trainer)
+
+    def _count_steps(self, trainer: L.Trainer) -> None:
         bar = self.train_progress_bar
         bar.total = trainer.max_steps
         bar.n = bar.initial = trainer.global_step

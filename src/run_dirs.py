@@ -7,6 +7,7 @@ Needs neither torch nor Lightning: Hydra resolves these in the launching process
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 from pathlib import Path
 
@@ -32,6 +33,26 @@ def run_name(overrides: str, limit: int = 120) -> str:
     if len(overrides) <= limit:
         return overrides or "default"
     return f"{overrides[:limit]}..{hashlib.sha1(overrides.encode()).hexdigest()[:8]}"
+
+
+def quote_literals(argv: list[str], keys: tuple[str, ...], only_with: str = "") -> list[str]:
+    """`key=a=b,c` -> `key='a=b,c'` (Hydra's quoted string) for each override of `keys`.
+
+    Run folders are named like `..._heads=2,scale=false`, which Hydra's override grammar
+    would read as a nested `=` and a sweep list, so a path the project wrote could not be
+    typed back. With `only_with`, a value is quoted only if it holds one of those characters
+    (so `ckpt_path=null` and a sweep `ckpt_path=a,b` keep their meaning). Values already
+    quoted, and interpolations (`${...}`), are left as typed.
+    """
+    quoted = []
+    for arg in argv:
+        key, sign, value = arg.partition("=")
+        plain = sign and value[:1] not in ("'", '"') and "${" not in value
+        if plain and key.lstrip("+~") in keys and (not only_with or set(only_with) & set(value)):
+            mark = "'" if "'" not in value else '"'
+            arg = f"{key}={mark}{value}{mark}"
+        quoted.append(arg)
+    return quoted
 
 
 def sweep_suffix(experiment: str | None) -> str:
@@ -83,12 +104,42 @@ def _comparable(cfg: DictConfig) -> dict:
     return {k: v for k, v in container.items() if k not in NOT_PART_OF_THE_RUN}
 
 
+def runs_like(log_dir: Path, cfg: DictConfig) -> list[Path]:
+    """Every run folder under `log_dir` (runs and multiruns) whose run had this same config."""
+    wanted = _comparable(cfg)
+    found = []
+    for saved in log_dir.glob("**/.hydra/config.yaml"):
+        try:
+            if _comparable(OmegaConf.load(saved)) == wanted:
+                found.append(saved.parent.parent)
+        except (OSError, ValueError, yaml.YAMLError):
+            continue  # a job beside this one is writing its config right now, or it is damaged
+    return found
+
+
 def find_last_checkpoint(log_dir: Path, cfg: DictConfig) -> Path | None:
     """The newest `checkpoints/last.ckpt` under `log_dir` whose run had this same config."""
-    wanted = _comparable(cfg)
-    candidates = []
-    for checkpoint in log_dir.glob("**/checkpoints/last.ckpt"):
-        saved = checkpoint.parent.parent / ".hydra" / "config.yaml"
-        if saved.is_file() and _comparable(OmegaConf.load(saved)) == wanted:
-            candidates.append(checkpoint)
+    candidates = [r / "checkpoints" / "last.ckpt" for r in runs_like(log_dir, cfg)]
+    candidates = [c for c in candidates if c.is_file()]
     return max(candidates, key=lambda p: p.stat().st_mtime, default=None)
+
+
+def find_finished_run(log_dir: Path, cfg: DictConfig) -> tuple[Path, dict] | None:
+    """The newest run under `log_dir` with this same config that finished, and its record.
+
+    A record copied from another run (`copied_from`) stands for that run, so the original
+    is returned. Damaged or unreadable records are passed over.
+    """
+    finished = []
+    for run in runs_like(log_dir, cfg):
+        try:
+            record = json.loads((run / "metrics.json").read_text())
+        except (OSError, ValueError):
+            continue
+        if isinstance(record, dict) and record.get("status") == "finished":
+            original = Path(record.get("copied_from") or run)
+            finished.append((run.stat().st_mtime, original, record))
+    if not finished:
+        return None
+    _, original, record = max(finished, key=lambda f: f[0])
+    return original, record

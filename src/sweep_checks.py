@@ -1,10 +1,12 @@
-"""Hydra callback that refuses a run's or a sweep's settings before any job is launched.
+"""Hydra callback that refuses a run's or a sweep's settings before any job is launched,
+and sums a sweep up at its end.
 
 Needs neither torch nor Lightning: it runs in the launching process.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from pathlib import Path
@@ -15,6 +17,10 @@ from omegaconf.errors import InterpolationResolutionError
 
 from src.config import ConfigError
 from src.devices import check_devices
+
+# A run's exit code, from its record's status (README, When things go wrong). A sweep exits
+# with the code of its first job (in job order) that did not finish.
+EXIT_CODES = {"finished": 0, "refused": 2, "diverged": 3, "failed": 4}
 
 
 class SweepChecks(Callback):
@@ -44,6 +50,38 @@ class SweepChecks(Callback):
             except ConfigError as err:
                 _refuse(str(err))
 
+    def on_multirun_end(self, config: DictConfig, **kwargs: object) -> None:
+        """One line for the jobs that did not finish (each printed its own error), and a
+        non-zero exit; a sweep whose jobs all finished ends as Hydra ends it."""
+        summary, code = sweep_outcome(Path(str(config.hydra.sweep.dir)))
+        if code:
+            print(f"\nerror: {summary}\n", file=sys.stderr)
+            sys.exit(code)
+
+
+def sweep_outcome(sweep_dir: Path) -> tuple[str, int]:
+    """`1 of 4 jobs refused: 0_heads=3` (one clause per outcome) and the sweep's exit code."""
+    jobs = sorted((p for p in sweep_dir.iterdir() if (p / ".hydra").is_dir()), key=_job_number)
+    stopped: dict[str, list[str]] = {}  # status -> job folders, in job order
+    for job in jobs:
+        try:
+            status = json.loads((job / "metrics.json").read_text())["status"]
+        except (OSError, ValueError, TypeError, KeyError):
+            status = "failed"  # no readable record: it did not finish
+        if status != "finished":
+            stopped.setdefault(status, []).append(job.name)
+    if not stopped:
+        return f"all {len(jobs)} jobs finished", 0
+    clauses = [f"{len(n)} of {len(jobs)} jobs {s}: {', '.join(n)}" for s, n in stopped.items()]
+    summary = "; ".join(clauses) + ". Each job's error is above and in its metrics.json."
+    first = next(iter(stopped))  # dicts keep insertion order: the first job that stopped
+    return summary, EXIT_CODES.get(first, EXIT_CODES["failed"])
+
+
+def _job_number(job: Path) -> int:
+    number = job.name.split("_", 1)[0]  # hydra.sweep.subdir is `<job number>_<overrides>`
+    return int(number) if number.isdigit() else -1
+
 
 def _check_folder(config: DictConfig, key: str) -> None:
     """The run's (or sweep's) folder can be created and written, or the run is refused."""
@@ -51,6 +89,8 @@ def _check_folder(config: DictConfig, key: str) -> None:
     raw = str(OmegaConf.select(config, section)._get_node(name)._value())
     try:
         folder = Path(str(OmegaConf.select(config, key)))  # resolving claims a unique_dir
+        if "${" not in raw and not os.environ.get("LOCAL_RANK"):  # a DDP rank joins rank 0's
+            _refuse_a_used_folder(folder, key, raw)
         folder.mkdir(parents=True, exist_ok=True)
         if not os.access(folder, os.W_OK):
             raise PermissionError(13, "Permission denied")
@@ -65,6 +105,24 @@ def _check_folder(config: DictConfig, key: str) -> None:
             f"({getattr(err, 'strerror', None) or err}). Choose a folder you can write to, e.g. "
             f"{key}=logs/my_run, or paths.log_dir=DIR to move every run."
         )
+
+
+def _refuse_a_used_folder(folder: Path, key: str, raw: str) -> None:
+    """A folder named by hand that already holds files is never written into: a run's
+    metrics.json, checkpoints and log would be overwritten or mixed with another's."""
+    if not folder.is_dir() or not any(folder.iterdir()):
+        return
+    held = "already holds a run" if (folder / ".hydra").is_dir() else "is not empty"
+    resume = ""
+    if (folder / "checkpoints" / "last.ckpt").is_file():
+        resume = (
+            f" To continue that run, keep its config and add "
+            f"ckpt_path={folder / 'checkpoints' / 'last.ckpt'} (it continues in a new folder)."
+        )
+    _refuse(
+        f"{key}={raw} {held}, and a run never writes into another's folder. Choose a new or "
+        f"empty folder, or leave {key} out (each run gets a folder of its own).{resume}"
+    )
 
 
 def _refuse(message: str) -> None:

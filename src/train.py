@@ -6,6 +6,7 @@ checked) before the first training step.
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import os
@@ -28,11 +29,13 @@ from omegaconf import DictConfig, OmegaConf
 from src.callbacks.guard import TrainingDiverged
 from src.checkpointing import (
     CheckpointError,
+    CheckpointWriteError,
     RecordModelConfig,
     check_fits,
     check_not_finished,
     check_same_model,
     load_checkpoint,
+    step_of,
 )
 from src.config import ConfigError, check_values, model_config, name_config_keys
 from src.data.datamodule import TaskDataModule
@@ -49,12 +52,20 @@ from src.progress import (
     file_log,
     silence_litlogger_advert,
 )
-from src.run_dirs import find_last_checkpoint
+from src.run_dirs import find_finished_run, find_last_checkpoint
 from src.tensorboard_views import hparams_for_tensorboard, hparams_summaries
 from src.threads import available_cpus, thread_policy
 from src.validation import is_int
 
-__all__ = ["Built", "ConfigError", "TrainingDiverged", "build", "train"]
+__all__ = [
+    "Built",
+    "ConfigError",
+    "RunStopped",
+    "TrainingDiverged",
+    "TrainingFailed",
+    "build",
+    "train",
+]
 
 # Lightning's own use of a deprecated torch API; nothing a user can act on.
 warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)")
@@ -169,6 +180,17 @@ def resolve_checkpoint(
         return None
     if str(ckpt_path) == "last":
         found = find_last_checkpoint(Path(cfg.paths.log_dir), cfg)
+        at = step_of(found) if found else None
+        if to_resume and (found is None or (is_int(at) and at >= cfg.trainer.max_steps)):
+            # Nothing to continue (never checkpointed, or stopped after its last step but
+            # before its record): a sweep re-run with ckpt_path=last trains such jobs anew.
+            log.info(
+                "ckpt_path=last: %s; training from step 0",
+                f"{found} is at the last step but its run never finished"
+                if found
+                else f"no checkpoint of this config under {cfg.paths.log_dir}/",
+            )
+            return None
         if found is None:
             raise ConfigError(
                 f"ckpt_path=last found no checkpoints/last.ckpt under {cfg.paths.log_dir}/ "
@@ -188,6 +210,17 @@ def resolve_checkpoint(
     return str(ckpt_path)
 
 
+class TrainingFailed(RuntimeError):
+    """An error after the start (a full disk, a bug, a library's error): metrics.json records
+    it as `failed` with the error and the last intact checkpoint; exit code 4."""
+
+    status = "failed"
+
+
+# What stops a run with one paragraph, a record in metrics.json and an exit code of its own.
+RunStopped = (ConfigError, TrainingDiverged, TrainingFailed)
+
+
 def train(
     cfg: DictConfig,
     threads: int | None = None,
@@ -199,8 +232,8 @@ def train(
     config give the same file (the wall time goes to the log instead). `threads` is this
     job's share of the CPU cores when sweep jobs run side by side; the config's `threads`
     wins over it, and src.threads.thread_policy decides the rest. `extra_callbacks` are
-    added to the config's (see `build`). A divergence raises TrainingDiverged once
-    metrics.json records it.
+    added to the config's (see `build`). A run that stops early raises one of RunStopped
+    once metrics.json records it: refused, diverged or failed.
     """
     started = time.perf_counter()
     output_dir = Path(cfg.paths.output_dir)
@@ -210,6 +243,8 @@ def train(
         if policy.threads is not None:
             torch.set_num_threads(policy.threads)
         log.info("torch threads: %d (%s)", torch.get_num_threads(), policy.why)
+        if (copied := _copy_finished_run(cfg, output_dir)) is not None:
+            return copied
         built = build(cfg, extra_callbacks)
     except ConfigError as err:
         write_metrics(output_dir, {"status": "refused", "error": str(err)})
@@ -217,19 +252,28 @@ def train(
         raise
     trainer, model, datamodule = built.trainer, built.model, built.datamodule
 
-    if cfg.get("compile"):
-        # The network only, in place: its state_dict keeps its keys, and training_step (which
-        # reads the step counter, a new Python int each step) stays eager. Compiling the
-        # LightningModule compiled training_step too and recompiled it every step.
-        model.net.compile()
+    failure: TrainingDiverged | TrainingFailed | None = None
     try:
+        if cfg.get("compile"):
+            # The network only, in place: its state_dict keeps its keys, and training_step
+            # (which reads the step counter, a new Python int each step) stays eager.
+            # Compiling the LightningModule compiled training_step too and recompiled it
+            # every step.
+            model.net.compile()
         with extra_ranks(trainer):  # trainer=ddp: ranks 1..N-1 run this job (src/distributed.py)
             trainer.fit(model, datamodule=datamodule, ckpt_path=built.ckpt_path)
         result = {"status": "finished", "step": trainer.global_step}
-        failure = None
     except TrainingDiverged as err:  # raised by NonFiniteGuard
         failure = err
         result = {"status": "diverged", "step": trainer.global_step, "failed_step": err.step}
+    except Exception as err:  # anything else after the start: recorded, not mistaken for a kill
+        file_log.exception("training failed at step %d", trainer.global_step)
+        failure = TrainingFailed(
+            f"training failed at step {trainer.global_step}: {_what_failed(err)}."
+        )
+        result = {"status": "failed", "step": trainer.global_step}
+    if built.ckpt_path is not None:
+        result["resumed_from"] = str(Path(built.ckpt_path).resolve())  # compare follows it
 
     final = {
         k: float(trainer.callback_metrics[k])
@@ -240,23 +284,24 @@ def train(
     if failure is not None:
         last = output_dir / "checkpoints" / "last.ckpt"
         kept = (
-            f"its last checkpoint, {last} (step {_step_of(last)}), is untouched"
+            f"its last checkpoint, {last} (step {step_of(last)}), is untouched"
             if last.is_file()
             else "no checkpoint had been written yet"
         )
-        failure.add_outcome(f"The run stopped before that update; {kept}.")
+        record = f"{output_dir / 'metrics.json'} records it"
+        if failure.status == "diverged":
+            failure.add_outcome(f"The run stopped before that update; {kept}.")
+        else:
+            failure.args = (f"{failure} The run stopped; {kept}; {record} (train.log: details).",)
         result["error"] = str(failure)
         result["last_checkpoint"] = str(last) if last.is_file() else None
     if trainer.is_global_zero:
-        hparams = hparams_for_tensorboard(cfg, built.model.net.config, built.task.name)
-        for logger in trainer.loggers:  # the hparams tab; its metrics are the val/* curves' ends
-            if isinstance(logger, TensorBoardLogger):
-                for summary in hparams_summaries(hparams, result["status"]):
-                    logger.experiment._get_file_writer().add_summary(summary)
-            else:
-                metrics = {HPARAMS_PREFIX + k: v for k, v in final.items()}
-                logger.log_hyperparams(hparams, metrics=metrics)
-            logger.finalize("success" if failure is None else "failed")
+        try:
+            _log_hparams(trainer, cfg, built, result)
+        except Exception:  # a full disk may refuse the events too; the record comes first
+            if failure is None:
+                raise
+            file_log.exception("the hparams summary could not be written")
         write_metrics(output_dir, result)
         log.info("%s after %.1f s: %s", result["status"], time.perf_counter() - started, output_dir)
     if failure is not None:
@@ -264,18 +309,67 @@ def train(
     return result
 
 
+def _log_hparams(trainer: L.Trainer, cfg: DictConfig, built: Built, result: dict) -> None:
+    """The hparams tab: what the net was built with; its metrics are the val/* curves' ends."""
+    hparams = hparams_for_tensorboard(cfg, built.model.net.config, built.task.name)
+    for logger in trainer.loggers:
+        if isinstance(logger, TensorBoardLogger):
+            for summary in hparams_summaries(hparams, result["status"]):
+                logger.experiment._get_file_writer().add_summary(summary)
+        else:
+            metrics = {HPARAMS_PREFIX + k: v for k, v in result["metrics"].items()}
+            logger.log_hyperparams(hparams, metrics=metrics)
+        logger.finalize("success" if result["status"] == "finished" else "failed")
+
+
+def _what_failed(err: BaseException) -> str:
+    """One line for an unexpected error: its own words, with the type where they are vague."""
+    if isinstance(err, CheckpointWriteError):
+        return str(err)
+    if isinstance(err, OSError) and err.errno == errno.ENOSPC:
+        where = f" ({err.filename})" if err.filename else ""
+        return f"the disk is full{where}: {err.strerror}"
+    return f"{type(err).__name__}: {err}"
+
+
+def _copy_finished_run(cfg: DictConfig, output_dir: Path) -> dict[str, Any] | None:
+    """With ckpt_path=last: the record of a run of this same config that already finished,
+    copied here (pointing to it) instead of training again; None if there is none.
+
+    This is what lets an interrupted sweep be finished by re-running its command with
+    `ckpt_path=last`: finished jobs are copied, killed ones resume, the rest start.
+    """
+    if str(cfg.get("ckpt_path")) != "last":
+        return None
+    found = find_finished_run(Path(cfg.paths.log_dir), cfg)
+    if found is None:
+        return None
+    original, record = found
+    copied = {k: v for k, v in record.items() if k != "copied_from"}
+    copied["copied_from"] = str(original.resolve())  # compare reads its curves there
+    write_metrics(output_dir, copied)
+    log.info("ckpt_path=last: this config already finished in %s; its record is copied", original)
+    return copied
+
+
 def write_metrics(output_dir: Path, result: dict[str, Any]) -> None:
-    """metrics.json, replaced atomically (a reader never sees half a file); rank 0 only."""
+    """metrics.json, replaced atomically (a reader never sees half a file); rank 0 only.
+
+    On a full disk the new file cannot be written, so the record is written over the old one
+    in place, into the space that file already holds: the outcome is recorded all the same.
+    """
     if rank_zero_only.rank != 0:
         return
     output_dir.mkdir(parents=True, exist_ok=True)
-    partial = output_dir / "metrics.json.tmp"
-    partial.write_text(json.dumps(result, indent=2) + "\n")
-    os.replace(partial, output_dir / "metrics.json")
-
-
-def _step_of(checkpoint: Path) -> int | str:
+    text = json.dumps(result, indent=2) + "\n"
+    partial, record = output_dir / "metrics.json.tmp", output_dir / "metrics.json"
     try:
-        return load_checkpoint(checkpoint)["global_step"]
-    except CheckpointError:
-        return "unreadable"
+        partial.write_text(text)
+        os.replace(partial, record)
+    except OSError as err:
+        partial.unlink(missing_ok=True)
+        if err.errno != errno.ENOSPC or not record.is_file():
+            raise
+        with open(record, "r+") as file:
+            file.write(text)
+            file.truncate()

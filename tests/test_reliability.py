@@ -13,8 +13,10 @@ from pathlib import Path
 import lightning as L
 import pytest
 import torch
+from omegaconf import OmegaConf, open_dict
 
 from src.checkpointing import AtomicCheckpointIO, load_checkpoint
+from src.config import ConfigError
 from src.run_dirs import find_last_checkpoint
 from src.train import TrainingDiverged, train
 from tests.conftest import PYTHON, TINY, TRAIN_SCRIPT, run_sweep
@@ -134,6 +136,37 @@ def test_ckpt_path_last_finds_the_newest_run_with_the_same_config(tmp_path):
     new.unlink()
     assert find_last_checkpoint(tmp_path, cfg) == old
     assert find_last_checkpoint(tmp_path / "runs" / "c", cfg) is None
+
+
+def test_ckpt_path_last_without_any_checkpoint_trains_from_step_0(compose_cfg, tmp_path):
+    """What a sweep re-run needs for its jobs that never started (Lightning's own
+    ckpt_path="last" does the same); inspect, which needs weights, still refuses."""
+    from src.train import resolve_checkpoint
+
+    cfg = compose_cfg(*TINY, "ckpt_path=last", f"paths.log_dir={tmp_path / 'logs'}")
+    assert resolve_checkpoint(cfg, model=None) is None
+    with pytest.raises(ConfigError, match="ckpt_path=last found no checkpoints/last.ckpt"):
+        resolve_checkpoint(cfg, model=None, to_resume=False)
+
+
+def test_ckpt_path_last_copies_the_record_of_a_finished_run_instead_of_training(
+    compose_cfg, tmp_path
+):
+    logs = tmp_path / "logs"
+    first = compose_cfg(*TINY, f"paths.log_dir={logs}")
+    with open_dict(first):
+        first.paths.output_dir = str(logs / "runs" / "first")
+    (logs / "runs" / "first" / ".hydra").mkdir(parents=True)
+    OmegaConf.save(first, logs / "runs" / "first" / ".hydra" / "config.yaml")
+    original = train(first)
+
+    again = compose_cfg(*TINY, f"paths.log_dir={logs}", "ckpt_path=last")
+    with open_dict(again):
+        again.paths.output_dir = str(tmp_path / "again")
+    copied = train(again)
+    assert copied == {**original, "copied_from": str((logs / "runs" / "first").resolve())}
+    assert json.loads((tmp_path / "again" / "metrics.json").read_text()) == copied
+    assert not (tmp_path / "again" / "checkpoints").exists()  # nothing was trained
 
 
 # --- determinism --------------------------------------------------------------------------

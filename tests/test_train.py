@@ -204,7 +204,6 @@ BAD_INPUTS = [
     (["ckpt_path={other_shape}"], "(model.net.d_model: checkpoint 16, this config 64)"),
     (["ckpt_path={unrecorded_shape}"], "was saved by a model of a different shape"),
     (["ckpt_path={runs_code}"], "weights_only=True (tensors and plain values only, never code)"),
-    (["ckpt_path=last"], "ckpt_path=last found no checkpoints/last.ckpt"),
     (["ckpt_path="], "ckpt_path is empty"),
     (["ckpt_path=/etc/passwd"], "'/etc/passwd' is not a loadable checkpoint: it is not a file"),
     (["heads=2", "ckpt_path={heads_4}"], "(heads: checkpoint 4, this config 2)"),

@@ -16,6 +16,7 @@ from src.data.tasks import Batch
 from src.diagnostics import attention_scalars, visible_keys
 from src.modules.transformer import head_knockout_losses
 from src.tensorboard_views import custom_scalars_layout
+from src.validation import check_positive_int
 
 
 class AttentionDiagnostics(L.Callback):
@@ -36,6 +37,13 @@ class AttentionDiagnostics(L.Callback):
         image_every_n_steps: int = 500,
         probe_examples: int = 16,
     ) -> None:
+        for name, value in [
+            ("every_n_steps", every_n_steps),
+            ("grad_every_n_steps", grad_every_n_steps),
+            ("image_every_n_steps", image_every_n_steps),
+            ("probe_examples", probe_examples),
+        ]:
+            check_positive_int(name, value)  # refused at build time, not at step N
         self.every_n_steps = every_n_steps
         self.grad_every_n_steps = grad_every_n_steps
         self.image_every_n_steps = image_every_n_steps

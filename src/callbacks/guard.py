@@ -18,6 +18,8 @@ class TrainingDiverged(RuntimeError):
     scripts/train.py exits with code 3.
     """
 
+    status = "diverged"  # what metrics.json records; scripts/train.py's exit code follows it
+
     def __init__(self, message: str, step: int) -> None:
         super().__init__(message)
         self.step = step

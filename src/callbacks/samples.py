@@ -7,6 +7,7 @@ import torch
 from lightning.pytorch.utilities import rank_zero_only
 
 from src.data.tasks import Batch, Task
+from src.validation import check_positive_int
 
 
 def format_samples(task: Task, batch: Batch, preds: torch.Tensor) -> list[str]:
@@ -27,6 +28,7 @@ class PrintSamples(L.Callback):
     """At the end of training, print a few validation examples and the model's answers."""
 
     def __init__(self, num_examples: int = 4) -> None:
+        check_positive_int("num_examples", num_examples)
         self.num_examples = num_examples
 
     @rank_zero_only
