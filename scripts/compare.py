@@ -4,14 +4,25 @@ Writes loss_curves.png (curves over steps), final_vs_<knob>.png (final metrics a
 swept knob) and summary.md into the sweep folder, and prints the table. With --publish, a
 sweep of `-m experiment=NAME` is also copied to scripts/results/NAME/, the folder the README
 shows.
+
+A record that cannot be read (a damaged metrics.json or .hydra/config.yaml) is named on a
+line of its own after the table; a folder that cannot be compared is refused with exit code 2.
 """
 
 import argparse
 import sys
 from pathlib import Path
+from typing import NoReturn
 
 from src.compare import EXACT, CompareError, compare
-from src.run_dirs import RESULTS_DIR, ROOT, experiment_of, results_dir
+from src.run_dirs import RESULTS_DIR, ROOT, results_dir
+from src.run_records import read_experiment
+
+
+def refuse(message: str) -> NoReturn:
+    """One paragraph on stderr and exit code 2, as for a bad argument: nothing was compared."""
+    print(f"error: {message}", file=sys.stderr)
+    sys.exit(2)
 
 
 def main() -> None:
@@ -40,19 +51,19 @@ def main() -> None:
     )
     args = parser.parse_args()
     if not args.sweep_dir.is_dir():
-        sys.exit(
-            f"error: {args.sweep_dir} is not a folder; pass a sweep folder such as "
-            "logs/multiruns/<time>."
+        refuse(
+            f"{args.sweep_dir} is not a folder; pass a sweep folder such as logs/multiruns/<time>."
         )
     try:
         print(compare(args.sweep_dir, args.threshold_metric, args.threshold, args.x, args.publish))
     except CompareError as err:
-        sys.exit(f"error: {err}")
+        refuse(str(err))
     written = ", ".join(p.name for p in sorted(args.sweep_dir.glob("final_vs_*.png")))
     print(f"\nwrote loss_curves.png, {written} and summary.md into {args.sweep_dir}")
     if args.publish:
-        run = next(args.sweep_dir.rglob(".hydra")).parent  # compare checked they agree
-        print(f"and copied them to {results_dir(experiment_of(run))}")
+        # compare checked that the runs it read agree; a damaged hydra.yaml names none
+        found = (read_experiment(h.parent)[0] for h in args.sweep_dir.rglob(".hydra"))
+        print(f"and copied them to {results_dir(next(name for name in found if name))}")
 
 
 if __name__ == "__main__":

@@ -2,22 +2,23 @@
 
 A run is a folder with `.hydra/` (written by Hydra before the run starts); it counts as
 finished when its `metrics.json` says so. Metrics come from `metrics.json`, curves from the
-TensorBoard events through TensorBoard's own reader.
+TensorBoard events through TensorBoard's own reader; a copied or resumed run's curves come
+(partly) from the run its record points to (`run_curves`). A record or config that cannot be
+read is named in the output instead of stopping the comparison (`load_runs`).
 """
 
 from __future__ import annotations
 
-import json
 import math
 import shutil
 import statistics
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import yaml
-
 from src import metric_names as names
-from src.run_dirs import experiment_of, results_dir
+from src.run_dirs import results_dir
+from src.run_records import read_config, read_experiment, read_record
 
 LOSS, EXACT = names.VAL_LOSS, names.VAL_EXACT_MATCH
 ENTROPY, SATURATED = names.ATTN_ENTROPY, names.ATTN_SATURATED
@@ -35,8 +36,9 @@ class Run:
     label: str  # the configuration: the run's overrides without the seed
     seed: str
     task: str
-    # finished | diverged | refused (a bad value) | running (still, or killed: metrics.json
-    # is written at the start) | unfinished (no metrics.json: never started)
+    # finished | diverged | refused (a bad value) | failed | running (still, or killed:
+    # metrics.json is written at the start) | unfinished (no metrics.json: never started) |
+    # damaged (a metrics.json that cannot be read as a record; see read_record)
     status: str
     metrics: dict[str, float] = field(default_factory=dict)
     curves: dict[str, tuple[list[int], list[float]]] = field(default_factory=dict)
@@ -87,7 +89,10 @@ def wanted(tag: str) -> bool:
     )
 
 
-def read_curves(path: Path) -> dict[str, tuple[list[int], list[float]]]:
+Curves = dict[str, tuple[list[int], list[float]]]  # tag -> (steps, values)
+
+
+def read_curves(path: Path) -> Curves:
     """Every scalar compare needs (`wanted`), as (steps, values), through TensorBoard's own
     reader."""
     from tensorboard.backend.event_processing.event_accumulator import (
@@ -108,6 +113,51 @@ def read_curves(path: Path) -> dict[str, tuple[list[int], list[float]]]:
     return curves
 
 
+def run_curves(run_dir: Path, notes: list[str], seen: frozenset[Path] = frozenset()) -> Curves:
+    """The run's curves, wherever they were logged. A copied run (`copied_from` in its
+    record) was not trained again and has no events: its original's curves are its own. A
+    resumed run (`resumed_from`: `<earlier run>/checkpoints/last.ckpt`) logged only from the
+    checkpoint on: the earlier run's points come first (`stitch`). Both are followed as far
+    as they go; a folder that is gone leaves a line in `notes` and the curves without it."""
+    record = read_record(run_dir)[0] or {}
+    seen = seen | {run_dir.resolve()}
+    copied, resumed = record.get("copied_from"), record.get("resumed_from")
+    if copied:
+        origin = Path(copied)
+        if origin.is_dir() and origin.resolve() not in seen:
+            return run_curves(origin, notes, seen)
+        notes.append(f"no curves for {run_dir}: it was copied from {origin}, {_gone(origin)}")
+        return {}
+    own = read_curves(run_dir)
+    if resumed:
+        earlier = Path(resumed).parent.parent
+        if earlier.is_dir() and earlier.resolve() not in seen:
+            return stitch(run_curves(earlier, notes, seen), own)
+        notes.append(
+            f"curves of {run_dir} start where it resumed: the run it resumed, {earlier}, "
+            f"{_gone(earlier)}"
+        )
+    return own
+
+
+def _gone(folder: Path) -> str:
+    return "which is gone" if not folder.is_dir() else "which leads back to this run"
+
+
+def stitch(earlier: Curves, resumed: Curves) -> Curves:
+    """A resumed run's curves: per tag, the earlier run's points before the first step the
+    resumed run logged, then the resumed run's. The earlier run may have logged past its
+    last checkpoint before it was killed; those steps were trained again, so they are not
+    its to show."""
+    curves = dict(earlier)
+    for tag, (steps, values) in resumed.items():
+        if not steps:
+            continue
+        before = [(s, v) for s, v in zip(*earlier.get(tag, ([], []))) if s < min(steps)]
+        curves[tag] = ([s for s, _ in before] + steps, [v for _, v in before] + values)
+    return curves
+
+
 def early_qk_grad(run: Run) -> float | None:
     """Mean |grad| of W_q and W_k over all layers during the first EARLY_STEPS steps."""
     values = [
@@ -120,22 +170,46 @@ def early_qk_grad(run: Run) -> float | None:
     return statistics.mean(values) if values else None
 
 
-def load_runs(sweep_dir: Path) -> list[Run]:
-    """Every run below `sweep_dir`, finished or not."""
+def load_runs(sweep_dir: Path, notes: list[str] | None = None) -> list[Run]:
+    """Every run below `sweep_dir`, finished or not, each folder once (the folders that a
+    copied or resumed run points to are read for curves only). What cannot be read as it is
+    gets one line in `notes`: a damaged metrics.json counts its run as `damaged`; a run whose
+    .hydra/config.yaml is damaged is skipped, as without its config it belongs to no
+    configuration, and perhaps not to this task; a damaged hydra.yaml leaves no experiment."""
+    notes = [] if notes is None else notes
     paths = sorted(h.parent for h in sweep_dir.rglob(".hydra") if h.is_dir())
-    configs = [yaml.safe_load((p / ".hydra" / "config.yaml").read_text()) or {} for p in paths]
-    flat = [_flatten(c) for c in configs]
+    configs, skipped = {}, []
+    for path in paths:
+        config, why = read_config(path)
+        if config is None:
+            skipped.append(f"damaged config: {path / '.hydra' / 'config.yaml'} ({why})")
+            notes.append(f"{skipped[-1]}; run skipped")
+        else:
+            configs[path] = config
+    flat = [_flatten(c) for c in configs.values()]
     runs = []
-    for path, label, config, knobs in zip(paths, _labels(flat), configs, flat):
-        task = str(config.get("task", {}).get("_target_", "?")).rsplit(".", 1)[-1]
+    for (path, config), label, knobs in zip(configs.items(), _labels(flat), flat):
+        target = config["task"].get("_target_") if isinstance(config.get("task"), dict) else None
+        task = str(target or "?").rsplit(".", 1)[-1]
+        record, why = read_record(path)
         status, metrics = "unfinished", {}
-        if (path / "metrics.json").is_file():
-            saved = json.loads((path / "metrics.json").read_text())
-            status, metrics = saved.get("status", "finished"), saved.get("metrics", {})
-        curves = read_curves(path)
+        if record is not None:
+            status, metrics = record.get("status", "finished"), record.get("metrics", {})
+        elif why is not None:
+            status = "damaged"
+            notes.append(f"damaged record: {path / 'metrics.json'} ({why}); counted as damaged")
+        experiment, why = read_experiment(path)
+        if why is not None:
+            hydra_yaml = path / ".hydra" / "hydra.yaml"
+            notes.append(f"damaged config: {hydra_yaml} ({why}); its experiment taken as none")
+        curves = run_curves(path, notes)
         seed = str(config.get("seed", "0"))
-        run = Run(path, label, seed, task, status, metrics, curves, knobs, experiment_of(path))
-        runs.append(run)
+        runs.append(Run(path, label, seed, task, status, metrics, curves, knobs, experiment))
+    if skipped and not runs:
+        raise CompareError(
+            f"no runs to compare in {sweep_dir}: none of its {len(skipped)} run folders has a "
+            f"readable .hydra/config.yaml; the first: {skipped[0]}."
+        )
     if not runs:
         raise CompareError(
             f"no runs found in {sweep_dir}: expected run folders with a .hydra/ folder inside, "
@@ -149,6 +223,12 @@ def load_runs(sweep_dir: Path) -> list[Run]:
             "their losses are not comparable. Compare one task's sweep at a time."
         )
     return runs
+
+
+def status_counts(runs: list[Run]) -> str:
+    """` (diverged: 1, running: 2)`: how many runs ended otherwise than finished; `` if none."""
+    counts = Counter(r.status for r in runs if r.status != "finished")
+    return f" ({', '.join(f'{s}: {n}' for s, n in sorted(counts.items()))})" if counts else ""
 
 
 def steps_to_reach(
@@ -222,7 +302,6 @@ def summarise(
         hit = [s for s in reached if s is not None]
         rises = [knockout_rises(r) for r in done]
         rises = [r for r in rises if r]
-        other = sorted({r.status for r in group if r.status != "finished"})
         rows.append(
             {
                 "configuration": label,
@@ -247,8 +326,7 @@ def summarise(
                 f"heads whose knock-out costs > {MATTERS:g}": _spread(
                     [float(sum(x > MATTERS for x in r)) for r in rises]
                 ),
-                "seeds": f"{len(done)}/{len(group)}"
-                + (f" ({', '.join(other)}: {len(group) - len(done)})" if other else ""),
+                "seeds": f"{len(done)}/{len(group)}{status_counts(group)}",
             }
         )
     return rows
@@ -336,7 +414,8 @@ def plot(runs: list[Run], out_file: Path, title: str) -> None:
         ylim=(0, 1.02),
         title="attention entropy (1 = uniform over visible keys)",
     )
-    ax_loss.legend(fontsize=8)
+    if ax_loss.lines:
+        ax_loss.legend(fontsize=8)
     for ax in (ax_loss, ax_entropy):
         ax.grid(alpha=0.3)
     figure.suptitle(f"{title}: mean over seeds{_band_note(groups)}")
@@ -410,7 +489,7 @@ def plot_final_vs_knob(
     others = [k for k in varying_knobs([r.knobs for r in runs]) if k not in hidden]
     done = [r for r in runs if r.status == "finished"]
     xs = sorted({knob_value(r, x) for r in done}, key=_natural_key)
-    numeric = all(_number(v) is not None for v in xs)
+    numeric = bool(xs) and all(_number(v) is not None for v in xs)  # none: nothing finished
     position = {v: (_number(v) if numeric else i) for i, v in enumerate(xs)}
     log2 = (
         numeric
@@ -497,7 +576,8 @@ def plot_final_vs_knob(
         if log2:
             ax.minorticks_off()
         ax.grid(alpha=0.3)
-    ax_win.legend(fontsize=8)
+    if lines:
+        ax_win.legend(fontsize=8)
     figure.suptitle(
         f"{title}: final values against {x}; median over seeds, dots = seeds{_band_note(groups)}"
     )
@@ -520,8 +600,11 @@ def compare(
     publish: bool = False,
 ) -> str:
     """Write loss_curves.png, final_vs_<knob>.png and summary.md into `sweep_dir`; return
-    the table. `publish`: copy them to the experiment's results folder too (run_dirs)."""
-    runs = load_runs(sweep_dir)
+    the table, then a line for each record that could not be read as it is (load_runs,
+    run_curves), which summary.md keeps too. `publish`: copy them to the experiment's results
+    folder too (run_dirs)."""
+    notes: list[str] = []
+    runs = load_runs(sweep_dir, notes)
     experiment = experiment_name(runs)
     if publish and experiment is None:
         found = sorted({str(r.experiment) for r in runs})
@@ -539,13 +622,15 @@ def compare(
     plot_final_vs_knob(runs, knob, final_plot, task, threshold_metric, threshold)
     finished = sum(r.status == "finished" for r in runs)
     (sweep_dir / "summary.md").write_text(
-        f"# {experiment or sweep_dir.name}: {task}, {finished}/{len(runs)} runs finished\n\n"
+        f"# {experiment or sweep_dir.name}: {task}, {finished}/{len(runs)} runs finished"
+        f"{status_counts(runs)}\n\n"
         "Per configuration (the config keys that differ between runs, seed aside): how many "
         f"finished runs ended at {threshold_metric} {'≤' if 'loss' in threshold_metric else '≥'} "
         f"{threshold:g}, with a 95% Wilson interval; medians [min, max] of the final values; "
         "mean ± std for the attention statistics; knock-out = the val-loss rise when one head "
         "is zeroed (largest over heads, and how many heads cost more than "
-        f"{MATTERS:g} nats); `seeds` = finished/all runs.\n\n{table}\n"
+        f"{MATTERS:g} nats); `seeds` = finished/all runs, and how the others ended.\n\n"
+        f"{table}\n" + "".join(f"\n- {note}" for note in notes) + ("\n" if notes else "")
     )
     if publish:
         target = results_dir(experiment)
@@ -554,4 +639,4 @@ def compare(
             old.unlink()
         for written in (sweep_dir / "loss_curves.png", final_plot, sweep_dir / "summary.md"):
             shutil.copy2(written, target / written.name)
-    return table
+    return table + ("\n\n" + "\n".join(notes) if notes else "")
