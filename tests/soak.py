@@ -131,7 +131,12 @@ def last_logged_step(run: Path) -> int:
     return int(steps[-1]) if steps else 0
 
 
-def run_round(log_dir: Path, cwd: Path, fault: str | None, rng: random.Random, soak: Soak):
+def run_round(
+    log_dir: Path, cwd: Path, fault: str | None, rng: random.Random, soak: Soak
+) -> tuple[Path, bool]:
+    """One run of the sweep's command, with `fault` at a random moment; returns its sweep
+    folder and whether the fault struck (a round can end before it does)."""
+    struck = False
     known = set((log_dir / "multiruns").glob("*")) if (log_dir / "multiruns").is_dir() else set()
     proc = sweep(log_dir, *(["ckpt_path=last"] if soak.rounds else []), cwd=cwd)
     soak.rounds += 1
@@ -149,12 +154,14 @@ def run_round(log_dir: Path, cwd: Path, fault: str | None, rng: random.Random, s
                 if workers:
                     os.kill(rng.choice(workers), signal.SIGKILL)
                     soak.kills += 1
+                    struck = True
             else:
                 filler = fill(log_dir)
                 while proc.poll() is None:  # until a job records the failure
                     new = [d for d in (log_dir / "multiruns").glob("*") if d not in known]
                     if new and any(r.get("status") == "failed" for r in records(new[0]).values()):
                         soak.disk_full_failures += 1
+                        struck = True
                         break
                     time.sleep(0.05)
                 filler.unlink()
@@ -164,7 +171,7 @@ def run_round(log_dir: Path, cwd: Path, fault: str | None, rng: random.Random, s
         last = [line for line in stderr.splitlines() if line.strip()][-1][:160]
         soak.notes.append(f"round {soak.rounds}: exit {proc.returncode}, a traceback: {last}")
     (new,) = [d for d in (log_dir / "multiruns").glob("*") if d not in known]
-    return new
+    return new, struck
 
 
 def main(seed: int = 0, workdir: Path | None = None) -> dict:
@@ -190,15 +197,19 @@ def main(seed: int = 0, workdir: Path | None = None) -> dict:
     seen: dict[str, tuple[int, int]] = {}
     try:
         while True:
-            fault = faults.pop(0) if faults else None
-            last = run_round(mount, workdir, fault, rng, soak)
+            fault = faults[0] if faults else None
+            last, struck = run_round(mount, workdir, fault, rng, soak)
+            if struck:
+                faults.pop(0)  # a fault that missed its round is tried again in the next
             now = snapshot(mount)
             rewritten = [p for p, stamp in seen.items() if now.get(p) != stamp]
             assert not rewritten, f"files of an earlier round were rewritten: {rewritten[:3]}"
             seen = now
             done = records(last)
             finished = all(r.get("status") == "finished" for r in done.values())
-            if fault is None and finished and len(done) == len(expected):
+            if finished and len(done) == len(expected):
+                if faults:
+                    soak.notes.append(f"the sweep finished before these struck: {faults}")
                 break
             assert soak.rounds < 12, "the sweep did not finish in 12 rounds"
         resumed_from = [
