@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import logging
+import shutil
 import sys
 from pathlib import Path
 
 import hydra
+from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
 from src.run_dirs import quote_literals, register_resolvers
@@ -17,6 +20,33 @@ CONF = Path(__file__).resolve().parents[1] / "conf"  # the same configs as scrip
 LITERAL_KEYS = ("run", "prompt", "ckpt_path")
 
 
+def discard_refused(folder: Path, log_dir: Path) -> None:
+    """Remove the folder a refused inspection leaves: Hydra made it, with `.hydra/` and an
+    empty inspect.log, before any value could be checked, and nothing of the inspection is
+    in it. `logs/inspect` (and `logs`) go too if that leaves them empty."""
+    folder = folder.absolute()
+    loggers = [logging.getLogger(), *logging.Logger.manager.loggerDict.values()]
+    for logger in loggers:
+        for handler in list(getattr(logger, "handlers", [])):
+            if (
+                isinstance(handler, logging.FileHandler)
+                and folder in Path(handler.baseFilename).parents
+            ):
+                handler.close()
+                logger.removeHandler(handler)
+    shutil.rmtree(folder / ".hydra", ignore_errors=True)
+    log = folder / f"{HydraConfig.get().job.name}.log"
+    if log.is_file() and not log.stat().st_size:
+        log.unlink()
+    inspections = log_dir.absolute() / "inspect"
+    above = [inspections, inspections.parent] if folder.parent == inspections else []
+    for empty in [folder, *above]:
+        try:
+            empty.rmdir()
+        except OSError:  # not empty: everything in it, and above it, stays
+            return
+
+
 @hydra.main(version_base="1.3", config_path=str(CONF), config_name="inspect")
 def main(cfg: DictConfig) -> None:
     from src.inspect_run import ConfigError, inspect_model  # torch loads only when needed
@@ -24,6 +54,7 @@ def main(cfg: DictConfig) -> None:
     try:
         print(inspect_model(cfg))
     except ConfigError as err:
+        discard_refused(Path(HydraConfig.get().runtime.output_dir), Path(cfg.paths.log_dir))
         print(f"\nerror: {err}\n", file=sys.stderr)
         sys.exit(EXIT_CONFIG_ERROR)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import socket
 import subprocess
 import sys
 from collections.abc import Callable
@@ -50,6 +51,13 @@ def run_sweep(sweep_dir: Path, *overrides: str, cwd: Path | None = None, timeout
     return run_script(
         TRAIN_SCRIPT, "-m", *overrides, f"hydra.sweep.dir={sweep_dir}", cwd=cwd, timeout=timeout
     )
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port nothing listens on now, for a server a test starts (the OS picks it)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return sock.getsockname()[1]
 
 
 def group_options(group: str) -> list[str]:

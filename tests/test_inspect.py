@@ -337,3 +337,27 @@ def test_inspect_script_as_typed_and_its_refusal(trained_run, tmp_path):
         and "\n\n" not in paragraph
     )
     assert snapshot(run_dir) == before
+
+
+@pytest.mark.slow
+def test_a_refused_inspection_leaves_no_folder_behind(tmp_path):
+    """As typed, with the default log folder: Hydra makes logs/inspect/<time>_default/ before
+    the values are checked; a refusal removes it, and nothing that was there before."""
+    earlier = tmp_path / "logs" / "inspect" / "2026-01-01_00-00-00_default" / "transcript.txt"
+    earlier.parent.mkdir(parents=True)
+    earlier.write_text("an earlier inspection\n")
+    proc = run_script(INSPECT_SCRIPT, "run=logs/runs/nowhere", "prompt=d c z", cwd=tmp_path)
+    assert proc.returncode == 2, proc.stderr[-3000:]
+    assert proc.stderr.strip().startswith("error: run=logs/runs/nowhere: no such folder")
+    assert sorted(p for p in tmp_path.rglob("*")) == [
+        tmp_path / "logs",
+        tmp_path / "logs" / "inspect",
+        earlier.parent,
+        earlier,
+    ]
+
+    earlier.unlink()
+    earlier.parent.rmdir()
+    proc = run_script(INSPECT_SCRIPT, "run=logs/runs/nowhere", "prompt=d c z", cwd=tmp_path)
+    assert proc.returncode == 2, proc.stderr[-3000:]
+    assert not list(tmp_path.iterdir())  # no empty logs/inspect/<time>_default/, logs/inspect

@@ -7,7 +7,6 @@ columns and values, and the custom-scalars layout, checked against README (Tenso
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
 import sys
 import time
@@ -18,22 +17,16 @@ import pytest
 from omegaconf import open_dict
 
 from src.train import train
-from tests.conftest import TINY
+from tests.conftest import TINY, free_port
 
 HOST = "127.0.0.1"  # loopback only
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((HOST, 0))
-        return sock.getsockname()[1]
 
 
 class TensorBoard:
     """`tensorboard --logdir DIR` on a free loopback port, for the length of a `with`."""
 
     def __init__(self, logdir: Path, timeout: float = 90.0) -> None:
-        self.logdir, self.timeout, self.port = logdir, timeout, _free_port()
+        self.logdir, self.timeout, self.port = logdir, timeout, free_port(HOST)
         self.process: subprocess.Popen | None = None
 
     def __enter__(self) -> TensorBoard:

@@ -320,6 +320,24 @@ def test_bad_input_exits_non_zero_with_a_clear_message(
         assert not (Path(overrides[0].split("=", 1)[1]).parent / "code_ran").exists()
 
 
+def test_a_gpu_trainer_on_a_machine_without_a_gpu_says_so_and_what_to_use(
+    tmp_path, monkeypatch, capsys
+):
+    """`trainer=gpu` without a GPU: plain words and the CPU's settings, not `Allowed: 1..0`."""
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 0)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "argv", [str(TRAIN_SCRIPT), "trainer=gpu"])
+    with pytest.raises(SystemExit) as exit_info:
+        runpy.run_path(str(TRAIN_SCRIPT), run_name="__main__")
+    stderr = capsys.readouterr().err
+    message = "trainer.accelerator=gpu needs a GPU, and this machine has none"
+    _assert_refused_before_training(exit_info.value.code, stderr, message, tmp_path)
+    assert exit_info.value.code == 2
+    assert "trainer=default" in stderr and "trainer.accelerator=cpu" in stderr
+    assert "1..0" not in stderr
+
+
 @pytest.mark.slow
 def test_bad_input_in_a_real_process(tmp_path):
     proc = run_script(TRAIN_SCRIPT, "heads=3", cwd=tmp_path, timeout=120)
