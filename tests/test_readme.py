@@ -81,6 +81,7 @@ MAX_STEPS: dict[str, int] = {
     "python scripts/train.py trainer=ddp": 20,
     "python scripts/train.py -m hydra/launcher=joblib hydra.launcher.n_jobs=2 heads=1,2,4 "
     "scale=true,false": 20,
+    "python scripts/train.py -m heads=3,2": 20,  # its heads=2 job; the example is heads=3's
 }
 
 # Commands, exactly as typed, that this harness kills (SIGKILL) once their first checkpoint
@@ -439,7 +440,7 @@ def check_tensorboard(typed: str, root: Path, env: dict[str, str]) -> None:
 COMMANDS = readme_commands()
 
 
-@pytest.mark.slow
+@pytest.mark.readme  # ~6 minutes: `pytest -m readme`, run by CI after the suite
 @pytest.mark.parametrize("command", COMMANDS, ids=[command.id for command in COMMANDS])
 def test_readme_command(command: Command, scratch: Path, user_env: dict[str, str]) -> None:
     """The command, as typed (placeholders made real), does what README says: exit 0 for a
