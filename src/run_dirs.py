@@ -7,7 +7,6 @@ Needs neither torch nor Lightning: Hydra resolves these in the launching process
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 from pathlib import Path
 
@@ -122,24 +121,3 @@ def find_last_checkpoint(log_dir: Path, cfg: DictConfig) -> Path | None:
     candidates = [r / "checkpoints" / "last.ckpt" for r in runs_like(log_dir, cfg)]
     candidates = [c for c in candidates if c.is_file()]
     return max(candidates, key=lambda p: p.stat().st_mtime, default=None)
-
-
-def find_finished_run(log_dir: Path, cfg: DictConfig) -> tuple[Path, dict] | None:
-    """The newest run under `log_dir` with this same config that finished, and its record.
-
-    A record copied from another run (`copied_from`) stands for that run, so the original
-    is returned. Damaged or unreadable records are passed over.
-    """
-    finished = []
-    for run in runs_like(log_dir, cfg):
-        try:
-            record = json.loads((run / "metrics.json").read_text())
-        except (OSError, ValueError):
-            continue
-        if isinstance(record, dict) and record.get("status") == "finished":
-            original = Path(record.get("copied_from") or run)
-            finished.append((run.stat().st_mtime, original, record))
-    if not finished:
-        return None
-    _, original, record = max(finished, key=lambda f: f[0])
-    return original, record

@@ -1,7 +1,8 @@
 """A run folder's records read without trusting them: metrics.json, .hydra/config.yaml and
 .hydra/hydra.yaml. A killed writer, a full disk or a hand edit can leave anything in them,
 and one bad file must not hide a whole sweep, so each reader returns what it read or why it
-could not, and the caller decides what the run then counts as (compare.py: `load_runs`).
+could not, and the caller decides what the run then counts as (compare.py: `load_runs`;
+the sweep summary; `ckpt_path=last` looking for a finished run of the same config).
 """
 
 from __future__ import annotations
@@ -11,8 +12,9 @@ import os
 from pathlib import Path
 
 import yaml
+from omegaconf import DictConfig
 
-from src.run_dirs import experiment_of
+from src.run_dirs import experiment_of, runs_like
 
 RECORD = "metrics.json"
 POINTERS = ("copied_from", "resumed_from")  # another run folder; a checkpoint in one
@@ -96,3 +98,21 @@ def read_experiment(run_dir: Path) -> tuple[str | None, str | None]:
         return None, f"{type(err).__name__}: {str(err).splitlines()[0]}"
     except AttributeError:  # the file, or its `hydra:`, is not a mapping
         return None, "not a mapping of Hydra's settings"
+
+
+def find_finished_run(log_dir: Path, cfg: DictConfig) -> tuple[Path, dict] | None:
+    """The newest run under `log_dir` with this same config that finished, and its record.
+
+    A record copied from another run (`copied_from`) stands for that run, so the original
+    is returned. Damaged records are passed over.
+    """
+    finished = []
+    for run in runs_like(log_dir, cfg):
+        record = read_record(run)[0]
+        if record is not None and record.get("status") == "finished":
+            original = Path(record.get("copied_from") or run)
+            finished.append((run.stat().st_mtime, original, record))
+    if not finished:
+        return None
+    _, original, record = max(finished, key=lambda f: f[0])
+    return original, record

@@ -6,7 +6,6 @@ Needs neither torch nor Lightning: it runs in the launching process.
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 from pathlib import Path
@@ -17,6 +16,7 @@ from omegaconf.errors import InterpolationResolutionError
 
 from src.config import ConfigError
 from src.devices import check_devices
+from src.run_records import read_record
 
 # A run's exit code, from its record's status (README, When things go wrong). A sweep exits
 # with the code of its first job (in job order) that did not finish.
@@ -64,10 +64,8 @@ def sweep_outcome(sweep_dir: Path) -> tuple[str, int]:
     jobs = sorted((p for p in sweep_dir.iterdir() if (p / ".hydra").is_dir()), key=_job_number)
     stopped: dict[str, list[str]] = {}  # status -> job folders, in job order
     for job in jobs:
-        try:
-            status = json.loads((job / "metrics.json").read_text())["status"]
-        except (OSError, ValueError, TypeError, KeyError):
-            status = "failed"  # no readable record: it did not finish
+        record = read_record(job)[0] or {}
+        status = record.get("status", "failed")  # no readable record: it did not finish
         if status != "finished":
             stopped.setdefault(status, []).append(job.name)
     if not stopped:

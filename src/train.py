@@ -52,7 +52,8 @@ from src.progress import (
     file_log,
     silence_litlogger_advert,
 )
-from src.run_dirs import find_finished_run, find_last_checkpoint
+from src.run_dirs import find_last_checkpoint
+from src.run_records import find_finished_run
 from src.tensorboard_views import hparams_for_tensorboard, hparams_summaries
 from src.threads import available_cpus, thread_policy
 from src.validation import is_int
