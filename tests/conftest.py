@@ -8,6 +8,7 @@ import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hydra import compose, initialize_config_dir
@@ -34,8 +35,10 @@ def run_script(
     cwd: Path | None = None,
     timeout: int = 300,
     env: dict[str, str] | None = None,
+    **popen: Any,
 ):
-    """Run one of scripts/ as a user would, in a fresh interpreter; output captured as text."""
+    """Run one of scripts/ as a user would, in a fresh interpreter; output captured as text.
+    `popen`: more of subprocess.run's arguments (a preexec_fn that limits the process)."""
     return subprocess.run(
         [PYTHON, str(script), *args],
         cwd=cwd,
@@ -43,6 +46,7 @@ def run_script(
         text=True,
         timeout=timeout,
         env=env,
+        **popen,
     )
 
 

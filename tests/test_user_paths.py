@@ -14,23 +14,28 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import PYTHON, TRAIN_SCRIPT
+from tests.conftest import PYTHON, TRAIN_SCRIPT, run_script
 
 SHORT = ["trainer.max_steps=20", "trainer.val_check_interval=10", "data.val_size=64"]
 EXIT_REFUSED, EXIT_FAILED = 2, 4
 
 
-def train(cwd: Path, *args: str, timeout: int = 300, **kwargs) -> subprocess.CompletedProcess:
+ONE_THREAD = {**os.environ, "OMP_NUM_THREADS": "1"}
+
+
+def train(cwd: Path, *args: str, timeout: int = 300, **popen) -> subprocess.CompletedProcess:
     """`python scripts/train.py ARGS` from `cwd`, as typed in a shell (one thread)."""
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    return subprocess.run(
+    return run_script(TRAIN_SCRIPT, *args, cwd=cwd, timeout=timeout, env=ONE_THREAD, **popen)
+
+
+def start_train(cwd: Path, *args: str) -> subprocess.Popen:
+    """The same, left running: the test kills it."""
+    return subprocess.Popen(
         [PYTHON, str(TRAIN_SCRIPT), *args],
         cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env=env,
-        **kwargs,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=ONE_THREAD,
     )
 
 
@@ -62,13 +67,7 @@ def test_sigkill_then_ckpt_path_last_resumes_with_the_progress_bar_on(tmp_path):
     """The README's headline recovery: kill a run, then the same command with ckpt_path=last.
     Lightning restarts mid-epoch without on_train_epoch_start; the step bar must cope."""
     command = ["heads=2", "scale=false", "trainer.max_steps=200", "trainer.val_check_interval=20"]
-    proc = subprocess.Popen(
-        [PYTHON, str(TRAIN_SCRIPT), *command],
-        cwd=tmp_path,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        env={**os.environ, "OMP_NUM_THREADS": "1"},
-    )
+    proc = start_train(tmp_path, *command)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and not list(tmp_path.glob("logs/runs/*/*/last.ckpt")):
         time.sleep(0.05)
@@ -215,13 +214,7 @@ def test_an_interrupted_sweep_is_finished_by_the_same_command_with_ckpt_path_las
     (reference_dir,) = (reference_cwd / "logs" / "multiruns").iterdir()
     expected = sweep_jobs(reference_dir)
 
-    proc = subprocess.Popen(
-        [PYTHON, str(TRAIN_SCRIPT), *sweep],
-        cwd=tmp_path,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        env={**os.environ, "OMP_NUM_THREADS": "1"},
-    )
+    proc = start_train(tmp_path, *sweep)
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline and not list(
         tmp_path.glob("logs/multiruns/*/1_*/checkpoints/last.ckpt")
