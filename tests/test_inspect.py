@@ -28,7 +28,6 @@ RUN = [
     "trainer.max_steps=80",
     "trainer.val_check_interval=40",
     "data.val_size=128",
-    "trainer.enable_progress_bar=false",
     "trainer.enable_model_summary=false",
 ]
 PROMPT = "e a d b"  # sort, length 4, symbols a..e
