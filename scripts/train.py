@@ -3,7 +3,6 @@
 All knobs: `python scripts/train.py --help`. A sweep: add `-m` and comma-separated values.
 """
 
-import logging
 import math
 import sys
 
@@ -18,9 +17,6 @@ from src.sweep_checks import EXIT_CODES
 from src.threads import available_cpus, threads_per_job
 
 register_resolvers()
-# A log line that cannot be written (a full disk) must not print a traceback of its own:
-# the run's outcome goes to metrics.json and one paragraph on stderr.
-logging.raiseExceptions = False
 
 # Overrides whose values are paths the project wrote (`..._heads=2,scale=false`).
 PATH_KEYS = ("ckpt_path", "hydra.run.dir", "hydra.sweep.dir", "paths.log_dir")
@@ -32,7 +28,10 @@ def main(cfg: DictConfig) -> float | None:
     threads = threads_per_job(job.get("launcher"), available_cpus())
 
     from src.metric_names import VAL_LOSS
+    from src.progress import keep_background_errors_in_the_log
     from src.train import RunStopped, train  # torch loads only when needed
+
+    keep_background_errors_in_the_log()  # here, in the job: a launcher's workers run this too
 
     try:
         result = train(cfg, threads=threads)

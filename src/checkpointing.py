@@ -70,10 +70,7 @@ class AtomicCheckpointIO(TorchCheckpointIO):
 def _write_failure(path: Path, err: Exception, free: int) -> str:
     """Why writing `path` failed, and which checkpoint is left intact."""
     if getattr(err, "errno", None) == errno.ENOSPC or free < DISK_FULL_BYTES:
-        why = (
-            f"the disk is full ({free:,} bytes free on {_mount_point(path.parent)}, "
-            f"which holds {path.parent})"
-        )
+        why = f"the disk is full ({disk_space(path.parent, free)})"
     else:
         why = f"{type(err).__name__}: {err}"
     if path.is_file():
@@ -81,6 +78,12 @@ def _write_failure(path: Path, err: Exception, free: int) -> str:
     else:
         kept = f"no earlier {path.name} existed"
     return f"writing the checkpoint {path} failed: {why}; {kept}"
+
+
+def disk_space(folder: Path, free: int | None = None) -> str:
+    """`N bytes free on <mount point>, which holds <folder>`: what a full-disk message names."""
+    free = shutil.disk_usage(folder).free if free is None else free
+    return f"{free:,} bytes free on {_mount_point(folder)}, which holds {folder}"
 
 
 def _mount_point(folder: Path) -> Path:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import math
+import threading
 import time
 from typing import Any
 
@@ -117,6 +118,20 @@ class SummaryWithoutFlops(ModelSummary):
         )
         table = "\n".join(line for line in table.splitlines() if not line.endswith("Total Flops"))
         logging.getLogger("lightning.pytorch.callbacks.model_summary").info("\n" + table)
+
+
+def keep_background_errors_in_the_log() -> None:
+    """A full disk (or any error) in a background thread or a log handler goes to train.log,
+    not to the console as a traceback: the run's own outcome is one paragraph on stderr and
+    its record in metrics.json. TensorBoard writes its events from such a thread."""
+    logging.raiseExceptions = False  # a log line that cannot be written is dropped
+
+    def to_log(args: threading.ExceptHookArgs) -> None:
+        name = args.thread.name if args.thread else "?"
+        why = (args.exc_type, args.exc_value, args.exc_traceback)
+        file_log.error("background thread %s stopped: %s", name, args.exc_value, exc_info=why)
+
+    threading.excepthook = to_log
 
 
 class _NoAdvert(logging.Filter):

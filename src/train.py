@@ -34,6 +34,7 @@ from src.checkpointing import (
     check_fits,
     check_not_finished,
     check_same_model,
+    disk_space,
     load_checkpoint,
     step_of,
 )
@@ -270,7 +271,7 @@ def train(
     except Exception as err:  # anything else after the start: recorded, not mistaken for a kill
         file_log.exception("training failed at step %d", trainer.global_step)
         failure = TrainingFailed(
-            f"training failed at step {trainer.global_step}: {_what_failed(err)}."
+            f"training failed at step {trainer.global_step}: {_what_failed(err, output_dir)}."
         )
         result = {"status": "failed", "step": trainer.global_step}
     if built.ckpt_path is not None:
@@ -323,13 +324,14 @@ def _log_hparams(trainer: L.Trainer, cfg: DictConfig, built: Built, result: dict
         logger.finalize("success" if result["status"] == "finished" else "failed")
 
 
-def _what_failed(err: BaseException) -> str:
-    """One line for an unexpected error: its own words, with the type where they are vague."""
+def _what_failed(err: BaseException, output_dir: Path) -> str:
+    """One line for an unexpected error: its own words, with the type where they are vague;
+    a full disk with the file being written, if known, and the free space."""
     if isinstance(err, CheckpointWriteError):
         return str(err)
     if isinstance(err, OSError) and err.errno == errno.ENOSPC:
-        where = f" ({err.filename})" if err.filename else ""
-        return f"the disk is full{where}: {err.strerror}"
+        writing = f"writing {err.filename} failed: " if err.filename else ""
+        return f"{writing}the disk is full ({disk_space(output_dir)})"
     return f"{type(err).__name__}: {err}"
 
 

@@ -59,15 +59,20 @@ def sweep(log_dir: Path, *extra: str, cwd: Path) -> subprocess.Popen:
     )
 
 
-def records(sweep_dir: Path) -> dict[str, dict]:
-    """{job name without its number: record} for a sweep folder (unreadable: {})."""
+def job_records(sweep_dir: Path) -> dict[Path, dict]:
+    """{job folder: record} for a sweep folder (an unreadable record: {})."""
     found = {}
     for job in sweep_dir.glob("*_*"):
         try:
-            found[job.name.split("_", 1)[1]] = json.loads((job / "metrics.json").read_text())
+            found[job] = json.loads((job / "metrics.json").read_text())
         except (OSError, ValueError):
-            found[job.name.split("_", 1)[1]] = {}
+            found[job] = {}
     return found
+
+
+def records(sweep_dir: Path) -> dict[str, dict]:
+    """{job name without its number: record}, to match jobs across sweeps."""
+    return {job.name.split("_", 1)[1]: r for job, r in job_records(sweep_dir).items()}
 
 
 def descendants(pid: int) -> list[int]:
@@ -122,6 +127,13 @@ def snapshot(folder: Path) -> dict[str, tuple[int, int]]:
     }
 
 
+def checkpointed_step(run: Path) -> int:
+    """The step of a run's checkpoints/last.ckpt; 0 without one (it starts again from 0)."""
+    checkpoint = run / "checkpoints" / "last.ckpt"
+    step = step_of(checkpoint) if checkpoint.is_file() else 0
+    return step if isinstance(step, int) else 0
+
+
 def last_logged_step(run: Path) -> int:
     """The last `step N/M` line of a run's train.log (every trainer.log_every_n_steps)."""
     try:
@@ -141,13 +153,13 @@ def run_round(
     proc = sweep(log_dir, *(["ckpt_path=last"] if soak.rounds else []), cwd=cwd)
     soak.rounds += 1
     if fault is not None:
-        # wait until this round's jobs are training, then strike at a random moment
+        # wait until a job of this round has checkpointed, then strike at a random moment
         while proc.poll() is None:
             new = [d for d in (log_dir / "multiruns").glob("*") if d not in known]
-            if new and any(r.get("status") == "running" for r in records(new[0]).values()):
+            if new and list(new[0].glob("*/checkpoints/last.ckpt")):
                 break
             time.sleep(0.05)
-        time.sleep(rng.uniform(0.5, 6.0))
+        time.sleep(rng.uniform(0.0, 3.0))
         if proc.poll() is None:
             if fault == "kill":
                 workers = job_processes(proc.pid)
@@ -167,9 +179,10 @@ def run_round(
                 filler.unlink()
     _, stderr = proc.communicate()
     soak.exits.append(proc.returncode)
-    if proc.returncode and "Traceback" in stderr:
-        last = [line for line in stderr.splitlines() if line.strip()][-1][:160]
-        soak.notes.append(f"round {soak.rounds}: exit {proc.returncode}, a traceback: {last}")
+    if "Traceback" in stderr:  # name the exception: the line that ends the first traceback
+        after = stderr.split("Traceback", 1)[1].splitlines()[1:]
+        raised = next((line for line in after if line and not line[0].isspace()), "?")
+        soak.notes.append(f"round {soak.rounds}: exit {proc.returncode}, {raised[:160]}")
     (new,) = [d for d in (log_dir / "multiruns").glob("*") if d not in known]
     return new, struck
 
@@ -212,12 +225,18 @@ def main(seed: int = 0, workdir: Path | None = None) -> dict:
                     soak.notes.append(f"the sweep finished before these struck: {faults}")
                 break
             assert soak.rounds < 12, "the sweep did not finish in 12 rounds"
-        resumed_from = [
-            Path(m.group(1))
+        resumed = sum(
+            "ckpt_path=last: resuming from" in log.read_text()
             for log in mount.glob("multiruns/*/*/train.log")
-            if (m := re.search(r"ckpt_path=last: resuming from (\S+)", log.read_text()))
+        )
+        killed = [  # a record left `running` in an earlier round's folder: a kill
+            run
+            for folder in mount.glob("multiruns/*")
+            if folder != last
+            for run, record in job_records(folder).items()
+            if record.get("status") == "running"
         ]
-        lost = [last_logged_step(c.parent.parent) - step_of(c) for c in resumed_from]
+        lost = [max(0, last_logged_step(run) - checkpointed_step(run)) for run in killed]
         worst = 0
         for metrics_name, saved in done.items():
             assert saved["status"] == "finished", metrics_name
@@ -230,7 +249,8 @@ def main(seed: int = 0, workdir: Path | None = None) -> dict:
             "rounds": soak.rounds,
             "kills": soak.kills,
             "disk_full_failures": soak.disk_full_failures,
-            "resumes": len(resumed_from),
+            "killed_jobs": len(killed),
+            "resumes_from_a_checkpoint": resumed,
             "copied": sum("copied_from" in r for r in done.values()),
             "most_steps_lost_to_one_kill": max(lost, default=0),
             "largest_metric_difference": worst,
