@@ -128,9 +128,14 @@ def snapshot(folder: Path) -> dict[str, tuple[int, int]]:
 
 
 def checkpointed_step(run: Path) -> int:
-    """The step of a run's checkpoints/last.ckpt; 0 without one (it starts again from 0)."""
+    """The step a killed run would be resumed from: its own last.ckpt's, else that of the
+    checkpoint it had itself resumed from (its train.log says which), else 0."""
     checkpoint = run / "checkpoints" / "last.ckpt"
-    step = step_of(checkpoint) if checkpoint.is_file() else 0
+    if not checkpoint.is_file():
+        log = run / "train.log"
+        found = re.search(r"resuming from (\S+)", log.read_text()) if log.is_file() else None
+        checkpoint = Path(found.group(1)) if found else None
+    step = step_of(checkpoint) if checkpoint is not None else 0
     return step if isinstance(step, int) else 0
 
 
