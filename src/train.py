@@ -180,29 +180,33 @@ def resolve_checkpoint(
     ckpt_path = cfg.get("ckpt_path")
     if ckpt_path is None:
         return None
-    if str(ckpt_path) == "last":
-        found = find_last_checkpoint(Path(cfg.paths.log_dir), cfg)
-        at = step_of(found) if found else None
-        if to_resume and (found is None or (is_int(at) and at >= cfg.trainer.max_steps)):
-            # Nothing to continue (never checkpointed, or stopped after its last step but
-            # before its record): a sweep re-run with ckpt_path=last trains such jobs anew.
+    newest = str(ckpt_path) == "last"
+    if newest:
+        ckpt_path = find_last_checkpoint(Path(cfg.paths.log_dir), cfg)
+        if ckpt_path is None and to_resume:  # nothing to continue: a sweep re-run starts it
             log.info(
-                "ckpt_path=last: %s; training from step 0",
-                f"{found} is at the last step but its run never finished"
-                if found
-                else f"no checkpoint of this config under {cfg.paths.log_dir}/",
+                "ckpt_path=last: no checkpoint of this config under %s/; training from step 0",
+                cfg.paths.log_dir,
             )
             return None
-        if found is None:
+        if ckpt_path is None:
             raise ConfigError(
                 f"ckpt_path=last found no checkpoints/last.ckpt under {cfg.paths.log_dir}/ "
                 "from a run with this same config (only ckpt_path and paths may differ). "
                 "Give the checkpoint's path instead, or leave ckpt_path unset."
             )
-        log.info("ckpt_path=last: resuming from %s", found)
-        ckpt_path = found
     try:
         checkpoint = load_checkpoint(ckpt_path)
+        if newest and to_resume:
+            if checkpoint["global_step"] >= cfg.trainer.max_steps:
+                # stopped after its last step but before its record: trained anew
+                log.info(
+                    "ckpt_path=last: %s is at the last step but its run never finished; "
+                    "training from step 0",
+                    ckpt_path,
+                )
+                return None
+            log.info("ckpt_path=last: resuming from %s", ckpt_path)
         check_same_model(checkpoint, model_config(cfg), ckpt_path)
         check_fits(checkpoint, model, ckpt_path)
         if to_resume:
@@ -254,6 +258,7 @@ def train(
         raise
     trainer, model, datamodule = built.trainer, built.model, built.datamodule
 
+    last = output_dir / "checkpoints" / "last.ckpt"  # what a stopped run names as intact
     failure: TrainingDiverged | TrainingFailed | None = None
     try:
         if cfg.get("compile"):
@@ -271,7 +276,9 @@ def train(
     except Exception as err:  # anything else after the start: recorded, not mistaken for a kill
         file_log.exception("training failed at step %d", trainer.global_step)
         failure = TrainingFailed(
-            f"training failed at step {trainer.global_step}: {_what_failed(err, output_dir)}."
+            f"training failed at step {trainer.global_step}: {_what_failed(err, output_dir)}. "
+            f"The run stopped; {_kept(last)}; {output_dir / 'metrics.json'} records it "
+            "(train.log: details)."
         )
         result = {"status": "failed", "step": trainer.global_step}
     if built.ckpt_path is not None:
@@ -284,17 +291,8 @@ def train(
     }
     result["metrics"] = final
     if failure is not None:
-        last = output_dir / "checkpoints" / "last.ckpt"
-        kept = (
-            f"its last checkpoint, {last} (step {step_of(last)}), is untouched"
-            if last.is_file()
-            else "no checkpoint had been written yet"
-        )
-        record = f"{output_dir / 'metrics.json'} records it"
-        if failure.status == "diverged":
-            failure.add_outcome(f"The run stopped before that update; {kept}.")
-        else:
-            failure.args = (f"{failure} The run stopped; {kept}; {record} (train.log: details).",)
+        if isinstance(failure, TrainingDiverged):
+            failure.add_outcome(f"The run stopped before that update; {_kept(last)}.")
         result["error"] = str(failure)
         result["last_checkpoint"] = str(last) if last.is_file() else None
     if trainer.is_global_zero:
@@ -322,6 +320,14 @@ def _log_hparams(trainer: L.Trainer, cfg: DictConfig, built: Built, result: dict
             metrics = {HPARAMS_PREFIX + k: v for k, v in result["metrics"].items()}
             logger.log_hyperparams(hparams, metrics=metrics)
         logger.finalize("success" if result["status"] == "finished" else "failed")
+
+
+def _kept(last: Path) -> str:
+    return (
+        f"its last checkpoint, {last} (step {step_of(last)}), is untouched"
+        if last.is_file()
+        else "no checkpoint had been written yet"
+    )
 
 
 def _what_failed(err: BaseException, output_dir: Path) -> str:
