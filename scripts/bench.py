@@ -29,7 +29,7 @@ from omegaconf import open_dict
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from src.benchmarking import (  # noqa: E402  (after the path, so `src` is this checkout)
+from src.bench.measure import (  # noqa: E402  (after the path, so `src` is this checkout)
     alternate,
     busy_process,
     child_env,
@@ -40,7 +40,7 @@ from src.benchmarking import (  # noqa: E402  (after the path, so `src` is this 
     ratio,
     run_timed,
 )
-from src.threads import available_cpus, thread_policy  # noqa: E402
+from src.preflight.threads import available_cpus, thread_policy  # noqa: E402
 
 EXIT_BAD_INPUT = 2
 TRAIN = str(ROOT / "scripts" / "train.py")
@@ -58,7 +58,7 @@ SHAPES = {  # name -> overrides of the real configs
 }
 
 
-from src.timed_loops import (  # noqa: E402
+from src.bench.timed_loops import (  # noqa: E402
     attention_timings,
     build_parts,
     check_sdpa_backend,
@@ -212,7 +212,7 @@ import time, sys, json
 t0 = float(sys.argv[1]); marks = {"interpreter up": time.time() - t0}
 import torch; marks["import torch"] = time.time() - t0
 import lightning; marks["import lightning"] = time.time() - t0
-sys.path.insert(0, sys.argv[2]); import src.timed_loops as b
+sys.path.insert(0, sys.argv[2]); import src.bench.timed_loops as b
 cfg, parts = b.build_parts(["trainer.max_steps=1", "trainer.enable_progress_bar=false",
                             "trainer.enable_model_summary=false", "~callbacks", "~logger"],
                            sys.argv[3])
@@ -320,7 +320,7 @@ threads = json.loads(sys.argv[1])
 import torch
 if threads:
     torch.set_num_threads(threads)
-sys.path.insert(0, sys.argv[2]); import src.timed_loops as b
+sys.path.insert(0, sys.argv[2]); import src.bench.timed_loops as b
 seconds = b.lightning_seconds_per_step(["~callbacks"], int(sys.argv[3]), int(sys.argv[4]), None)
 print(json.dumps({"it_s": 1 / seconds, "threads": torch.get_num_threads()}))
 """
@@ -328,7 +328,7 @@ print(json.dumps({"it_s": 1 / seconds, "threads": torch.get_num_threads()}))
 
 def _its_in_fresh_process(arm: str, steps: int, warmup: int, loaded: bool) -> float:
     """Default-shape training it/s in a fresh process whose thread settings are set before
-    torch loads: `old` = torch's defaults, `policy` = src.threads.thread_policy."""
+    torch loads: `old` = torch's defaults, `policy` = src.preflight.threads.thread_policy."""
     env = child_env(os.environ)
     threads = None
     if arm == "policy":
@@ -513,9 +513,9 @@ def gpu_rows(tiny: bool, peak_override: float | None, quick: bool, compile_arm: 
 
 def preflight(extra: list[str], gpu: bool) -> None:
     """Every shape this run will build fits memory, or the bench stops before any work."""
-    from src.config import ConfigError, check_values
-    from src.memory import check_memory, estimate_memory
-    from src.train import _instantiate
+    from src.preflight.checks import ConfigError, check_values
+    from src.preflight.memory import check_memory, estimate_memory
+    from src.training.run import _instantiate
 
     shapes = {"GPU": GPU_SHAPE} if gpu else {k: v + extra for k, v in SHAPES.items()}
     for shape, overrides in shapes.items():

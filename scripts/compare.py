@@ -14,9 +14,10 @@ import sys
 from pathlib import Path
 from typing import NoReturn
 
-from src.compare import EXACT, CompareError, compare
-from src.run_dirs import RESULTS_DIR, ROOT, results_dir
-from src.run_records import read_experiment
+from src.analysis.compare import EXACT, CompareError, compare
+from src.paths import RESULTS_DIR, ROOT
+from src.runs.folders import results_dir
+from src.runs.records import read_experiment
 
 
 def refuse(message: str) -> NoReturn:

@@ -11,10 +11,10 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
-from src.config import missing_extra
-from src.run_dirs import quote_literals, register_resolvers
-from src.sweep_checks import EXIT_CODES
-from src.threads import available_cpus, threads_per_job
+from src.preflight.checks import missing_extra
+from src.preflight.sweep_checks import EXIT_CODES
+from src.preflight.threads import available_cpus, threads_per_job
+from src.runs.folders import quote_literals, register_resolvers
 
 register_resolvers()
 
@@ -27,9 +27,9 @@ def main(cfg: DictConfig) -> float | None:
     job = HydraConfig.get()
     threads = threads_per_job(job.get("launcher"), available_cpus())
 
-    from src.metric_names import VAL_LOSS
-    from src.progress import keep_background_errors_in_the_log
-    from src.train import RunStopped, train  # torch loads only when needed
+    from src.analysis.metric_names import VAL_LOSS
+    from src.training.progress import keep_background_errors_in_the_log
+    from src.training.run import RunStopped, train  # torch loads only when needed
 
     keep_background_errors_in_the_log()  # here, in the job: a launcher's workers run this too
 

@@ -2,8 +2,8 @@
 
 A layer says what is wrong with a value (`head_dim=0 is not allowed: it must be a positive
 integer.`); it does not know which config key fed it. The config layer adds that, once
-(`src.config.name_config_keys`). Plain Python: layers import it without torch, Lightning or
-Hydra coming along.
+(`src.preflight.checks.name_config_keys`). Plain Python: layers import it without torch,
+Lightning or Hydra coming along.
 """
 
 from __future__ import annotations

@@ -1,71 +1,16 @@
-"""Shared fixtures: the real configs, composed with Hydra's compose API."""
+"""Fixtures every test may use: the real configs, composed with Hydra's compose API."""
 
 from __future__ import annotations
 
 import logging
-import socket
-import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig, open_dict
 
-ROOT = Path(__file__).resolve().parents[1]
-CONF = ROOT / "conf"
-TRAIN_SCRIPT = ROOT / "scripts" / "train.py"
-PYTHON = sys.executable
-
-# Small and fast: enough steps to exercise validation, checkpointing and logging. The step
-# bar stays on, as a user has it: a resume once crashed in it while every test had it off.
-TINY = [
-    "trainer.max_steps=6",
-    "trainer.val_check_interval=4",
-    "data.val_size=64",
-    "trainer.enable_model_summary=false",
-]
-
-
-def run_script(
-    script: Path,
-    *args: str,
-    cwd: Path | None = None,
-    timeout: int = 300,
-    env: dict[str, str] | None = None,
-    **popen: Any,
-):
-    """Run one of scripts/ as a user would, in a fresh interpreter; output captured as text.
-    `popen`: more of subprocess.run's arguments (a preexec_fn that limits the process)."""
-    return subprocess.run(
-        [PYTHON, str(script), *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env=env,
-        **popen,
-    )
-
-
-def run_sweep(sweep_dir: Path, *overrides: str, cwd: Path | None = None, timeout: int = 600):
-    """`python scripts/train.py -m OVERRIDES` writing its jobs into `sweep_dir`."""
-    return run_script(
-        TRAIN_SCRIPT, "-m", *overrides, f"hydra.sweep.dir={sweep_dir}", cwd=cwd, timeout=timeout
-    )
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    """A TCP port nothing listens on now, for a server a test starts (the OS picks it)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        return sock.getsockname()[1]
-
-
-def group_options(group: str) -> list[str]:
-    return sorted(p.stem for p in (CONF / group).glob("*.yaml"))
+from tests.helpers import CONF
 
 
 @pytest.fixture(autouse=True)

@@ -59,7 +59,7 @@ class Task:
 
     def expected_answers(self, sequence: Tensor, answers: list[int]) -> list[int | None]:
         """The task's rule applied to one typed sequence (T+1,): the right token at each
-        answer position, None where the rule gives none (inspect.py scores a prompt with it).
+        answer position, None where the rule gives none (inspect_model.py scores a prompt with it).
         A task without a rule here gets the model's own answers as the reference."""
         return [None] * len(answers)
 

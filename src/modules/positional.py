@@ -1,6 +1,6 @@
 """Position information. Without it, and without the causal mask, attention is
 permutation-equivariant: shuffle the tokens and the outputs shuffle the same way (the
-tutorial's demonstration 2, tested in tests/test_model.py).
+tutorial's demonstration 2, tested in tests/unit/test_model.py).
 
 Two ways in: an additive table added to the token embeddings (`learned`, `sinusoidal`;
 `make_positional`), or rotary positions (`rope`) that rotate q and k inside every attention

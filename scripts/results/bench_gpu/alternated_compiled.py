@@ -16,7 +16,7 @@ spec.loader.exec_module(bench)
 
 from torch.nn.attention import SDPBackend, sdpa_kernel  # noqa: E402
 
-from src.timed_loops import lightning_seconds_per_step, plain_seconds_per_step  # noqa: E402
+from src.bench.timed_loops import lightning_seconds_per_step, plain_seconds_per_step  # noqa: E402
 
 out = {}
 with sdpa_kernel([SDPBackend.FLASH_ATTENTION, SDPBackend.EFFICIENT_ATTENTION]):

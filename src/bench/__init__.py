@@ -1,0 +1,1 @@
+"""Benchmarks: measuring helpers, timed loops, and the rows of scripts/bench.py."""
