@@ -42,3 +42,12 @@ def check_positive_number(name: str, value: object, hint: str = "") -> None:
         is_number(value) and value > 0,
         f"{name}={value!r} is not allowed: it must be a positive number.{why}",
     )
+
+
+def as_typed(value: object) -> str:
+    """A config value as a user types it: true/false and null, not Python's True/None, and a
+    number as written (scale=0.25). The one spelling of a knob's value in TensorBoard's
+    hparams tab, in checkpoint refusals and in compare's labels."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return "null" if value is None else str(value)

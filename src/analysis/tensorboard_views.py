@@ -19,6 +19,7 @@ from tensorboard.plugins.hparams import api_pb2, metadata, plugin_data_pb2
 
 from src.analysis import metric_names as names
 from src.analysis.metric_names import FINAL_METRICS  # the hparams tab's metric columns
+from src.validation import as_typed
 
 if TYPE_CHECKING:
     from omegaconf import DictConfig
@@ -52,24 +53,16 @@ def custom_scalars_layout(layers: int) -> dict[str, dict[str, list]]:
     return layout
 
 
-def scale_word(scale: bool | float | int | str) -> str:
-    """`scale` as typed: true, false, or the number (0.25), never 1.0/0.0 for a bool."""
-    if isinstance(scale, bool):
-        return "true" if scale else "false"
-    return f"{scale:g}" if isinstance(scale, (int, float)) else str(scale)
-
-
 def hparams_for_tensorboard(cfg: DictConfig, net: ModelConfig, task_name: str) -> dict[str, Any]:
     """The knobs worth a column in TensorBoard's hparams tab, as the run was built.
 
-    The model's columns come from the built network's config `net`, not from the config
-    file: `heads=2` and `model.net.heads=2` both set the head count, and only the built
-    model knows which one won. `scale` is the word typed (true/false/0.25), not TensorBoard's
-    1.0/0.0 for a bool; `head_dim` is the head size in use, d_model/heads when left unset.
+    The model's columns come from the built network's config `net`. `scale` is the word
+    typed (true/false/0.25), not TensorBoard's 1.0/0.0 for a bool; `head_dim` is the head
+    size in use, d_model/heads when left unset.
     """
     return {
         "heads": net.heads,
-        "scale": scale_word(net.scale),
+        "scale": as_typed(net.scale),
         "seed": cfg.seed,
         "task": task_name,
         "d_model": net.d_model,

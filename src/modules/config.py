@@ -12,6 +12,11 @@ from dataclasses import dataclass
 from src.validation import check_positive_int, is_number, require
 
 
+def head_size(d_model: int, heads: int, head_dim: int | None) -> int:
+    """The size of each head: `head_dim`, or d_model // heads when it is None."""
+    return head_dim if head_dim is not None else d_model // heads
+
+
 @dataclass(frozen=True)
 class ModelConfig:
     """The network's settings, checked once on creation; frozen, so no layer changes them."""
@@ -52,4 +57,4 @@ class ModelConfig:
     @property
     def head_size(self) -> int:
         """The size of each head in use: head_dim, or d_model // heads when it is None."""
-        return self.head_dim if self.head_dim is not None else self.d_model // self.heads
+        return head_size(self.d_model, self.heads, self.head_dim)

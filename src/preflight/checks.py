@@ -11,7 +11,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from src.validation import is_int, is_number
+from src.validation import as_typed, is_int, is_number
 
 
 class ConfigError(ValueError):
@@ -52,6 +52,27 @@ def name_config_keys(message: str, node: DictConfig, where: str) -> str | None:
     return _ARGUMENT.sub(lambda m: f"{keys.get(m.group(1), m.group(1))}=", message)
 
 
+# The knobs set at the top level only: the network reads them through `${heads}` and
+# `${scale}` (conf/model/transformer.yaml), so one key says what a run used.
+TOP_LEVEL_KNOBS = ("heads", "scale")
+
+
+def _check_one_key_per_knob(cfg: DictConfig) -> None:
+    net = OmegaConf.select(cfg, "model.net")
+    for knob in TOP_LEVEL_KNOBS:
+        if (
+            isinstance(net, DictConfig)
+            and knob in net
+            and not OmegaConf.is_interpolation(net, knob)
+        ):
+            value = OmegaConf.select(net, knob)
+            raise ConfigError(
+                f"model.net.{knob}={as_typed(value)} is not allowed: the network's {knob} follows the "
+                f"top-level `{knob}`, so that one key says what every run used (run folders, "
+                f"TensorBoard, compare). Use {knob}={as_typed(value)} instead."
+            )
+
+
 def check_values(cfg: DictConfig) -> None:
     """Refuse the values no constructor checks, before anything is built.
 
@@ -69,6 +90,7 @@ def check_values(cfg: DictConfig) -> None:
             f"{', '.join(k for k in TOP_LEVEL_KEYS if k != 'hydra')}; any lightning.Trainer "
             "argument can be added as +trainer.NAME=VALUE."
         )
+    _check_one_key_per_knob(cfg)
     seed = cfg.get("seed")
     if not (is_int(seed) and 0 <= seed < 2**32):
         raise ConfigError(

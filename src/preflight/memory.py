@@ -41,9 +41,13 @@ def estimate_memory(cfg: DictConfig, vocab_size: int, seq_len: int) -> MemoryEst
     """
     net, B = cfg.model.net, cfg.data.get("batch_size")
     d, layers, heads, ratio = net.d_model, net.layers, net.heads, net.get("mlp_ratio", 4)
-    head_dim = net.get("head_dim") or (d // heads if is_int(heads) and heads > 0 else None)
+    from src.modules.config import head_size  # torch comes with src.modules; not at import
+
     table = net.get("max_seq_len") or seq_len
-    if not all(is_int(v) and v > 0 for v in (d, layers, heads, ratio, head_dim, table, B)):
+    if not all(is_int(v) and v > 0 for v in (d, layers, heads, ratio, table, B)):
+        return None
+    head_dim = head_size(d, heads, net.get("head_dim"))
+    if not (is_int(head_dim) and head_dim > 0):
         return None
     inner = heads * head_dim
     per_block = 4 * d * inner + 2 * ratio * d * d + 2 * d

@@ -23,6 +23,8 @@ from lightning.fabric.utilities.types import _PATH
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 from torch import nn
 
+from src.validation import as_typed
+
 
 class CheckpointError(ValueError):
     """A checkpoint that cannot be used; the message says which file and why."""
@@ -219,9 +221,7 @@ def check_same_model(checkpoint: dict[str, Any], config: dict[str, Any], path: _
 def _show(value: object) -> str:
     if isinstance(value, str):
         return repr(value)
-    if isinstance(value, bool) or value is None:
-        return {True: "true", False: "false", None: "null"}[value]
-    return "(not set)" if type(value) is object else str(value)
+    return "(not set)" if type(value) is object else as_typed(value)
 
 
 def check_not_finished(checkpoint: dict[str, Any], max_steps: int, path: _PATH) -> None:

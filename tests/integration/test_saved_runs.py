@@ -64,7 +64,10 @@ def test_every_saved_target_resolves_to_a_class_that_exists():
 
 def test_inspect_opens_a_run_saved_with_the_old_paths(old_run, tmp_path):
     proc = run_script(
-        ROOT / "scripts" / "inspect_model.py", f"run={old_run}", "prompt=d c a b h g f e", cwd=tmp_path
+        ROOT / "scripts" / "inspect_model.py",
+        f"run={old_run}",
+        "prompt=d c a b h g f e",
+        cwd=tmp_path,
     )
     assert proc.returncode == 0, proc.stderr
     assert "layer" in proc.stdout.lower()

@@ -51,7 +51,8 @@ def test_trainer_arguments_are_overridable(compose_cfg):
     [
         (["heads=3"], "heads=3 does not divide model.net.d_model=64"),
         (["heads=0"], "heads=0 is not allowed: it must be a positive integer."),
-        (["model.net.heads=0"], "model.net.heads=0 is not allowed: it must be a positive integer."),
+        (["model.net.heads=2"], "model.net.heads=2 is not allowed: the network's heads follows"),
+        (["model.net.scale=false"], "model.net.scale=false is not allowed: the network's scale"),
         (["scale=abc"], "scale='abc' is not allowed"),
         (
             ["model.net.layers=0"],
