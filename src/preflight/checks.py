@@ -67,9 +67,9 @@ def _check_one_key_per_knob(cfg: DictConfig) -> None:
         ):
             value = OmegaConf.select(net, knob)
             raise ConfigError(
-                f"model.net.{knob}={as_typed(value)} is not allowed: the network's {knob} follows the "
-                f"top-level `{knob}`, so that one key says what every run used (run folders, "
-                f"TensorBoard, compare). Use {knob}={as_typed(value)} instead."
+                f"model.net.{knob}={as_typed(value)} is not allowed: the network's {knob} "
+                f"follows the top-level `{knob}`, so that one key says what every run used (run "
+                f"folders, TensorBoard, compare). Use {knob}={as_typed(value)} instead."
             )
 
 
