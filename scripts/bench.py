@@ -515,7 +515,7 @@ def preflight(extra: list[str], gpu: bool) -> None:
     """Every shape this run will build fits memory, or the bench stops before any work."""
     from src.preflight.checks import ConfigError, check_values
     from src.preflight.memory import check_memory, estimate_memory
-    from src.training.run import _instantiate
+    from src.training.build import instantiate
 
     shapes = {"GPU": GPU_SHAPE} if gpu else {k: v + extra for k, v in SHAPES.items()}
     for shape, overrides in shapes.items():
@@ -525,7 +525,7 @@ def preflight(extra: list[str], gpu: bool) -> None:
                 with open_dict(cfg):
                     cfg.paths.output_dir = out
                 check_values(cfg)
-                task = _instantiate(cfg.task, "task")
+                task = instantiate(cfg.task, "task")
                 check_memory(cfg, estimate_memory(cfg, task.vocab_size, task.seq_len))
             except ConfigError as err:
                 print(f"error: the {shape} shape cannot run: {err}", file=sys.stderr)

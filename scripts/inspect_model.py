@@ -57,7 +57,7 @@ def discard_refused(folder: Path, log_dir: Path) -> None:
 
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="inspect")
 def main(cfg: DictConfig) -> None:
-    from src.inspect.model import ConfigError, inspect_model  # torch loads only when needed
+    from src.inspect.report import ConfigError, inspect_model  # torch loads only when needed
 
     try:
         print(inspect_model(cfg))

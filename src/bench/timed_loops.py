@@ -27,7 +27,7 @@ def compose(overrides: list[str]):
 
 
 def build_parts(overrides: list[str], output_dir: str):
-    from src.training.run import build
+    from src.training.build import build
 
     cfg = compose(overrides)
     with open_dict(cfg):

@@ -19,7 +19,6 @@ from typing import Any
 
 import lightning as L
 import torch
-from lightning.fabric.utilities.types import _PATH
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 from torch import nn
 
@@ -44,7 +43,10 @@ class AtomicCheckpointIO(TorchCheckpointIO):
     """Write to `<name>.tmp`, fsync, rename; load with `weights_only=True` always."""
 
     def save_checkpoint(
-        self, checkpoint: dict[str, Any], path: _PATH, storage_options: Any | None = None
+        self,
+        checkpoint: dict[str, Any],
+        path: str | os.PathLike,
+        storage_options: Any | None = None,
     ) -> None:
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -64,7 +66,7 @@ class AtomicCheckpointIO(TorchCheckpointIO):
             raise
 
     def load_checkpoint(
-        self, path: _PATH, map_location: Any = None, weights_only: bool | None = None
+        self, path: str | os.PathLike, map_location: Any = None, weights_only: bool | None = None
     ) -> dict[str, Any]:
         return load_checkpoint(path, map_location=map_location)
 
@@ -103,7 +105,7 @@ def step_of(checkpoint: Path) -> int | str:
         return "unreadable"
 
 
-def load_checkpoint(path: _PATH, map_location: Any = "cpu") -> dict[str, Any]:
+def load_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> dict[str, Any]:
     """torch.load with weights_only semantics, every failure turned into a CheckpointError.
 
     weights_only unpickles tensors and plain Python values only, so a tampered or foreign
@@ -154,7 +156,7 @@ def _why(err: Exception) -> str:
     return "it is not a file written by torch.save (a text file, or another format)"
 
 
-def check_fits(checkpoint: dict[str, Any], model: nn.Module, path: _PATH) -> None:
+def check_fits(checkpoint: dict[str, Any], model: nn.Module, path: str | os.PathLike) -> None:
     """Refuse a checkpoint whose tensors do not match this model's, naming the first few."""
     expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
     found = {k: tuple(v.shape) for k, v in checkpoint["state_dict"].items()}
@@ -194,7 +196,9 @@ class RecordModelConfig(L.Callback):
 ADDED_LATER = {"model.net.rope_base": 10000}
 
 
-def check_same_model(checkpoint: dict[str, Any], config: dict[str, Any], path: _PATH) -> None:
+def check_same_model(
+    checkpoint: dict[str, Any], config: dict[str, Any], path: str | os.PathLike
+) -> None:
     """Refuse a checkpoint saved by a model defined otherwise, naming every differing key.
 
     Equal shapes are not enough: heads=4 and heads=2 at d_model=64 both have a 64x64 W_q,
@@ -224,7 +228,7 @@ def _show(value: object) -> str:
     return "(not set)" if type(value) is object else as_typed(value)
 
 
-def check_not_finished(checkpoint: dict[str, Any], max_steps: int, path: _PATH) -> None:
+def check_not_finished(checkpoint: dict[str, Any], max_steps: int, path: str | os.PathLike) -> None:
     """A checkpoint at or past max_steps has nothing left to train: say so, train nothing."""
     step = checkpoint["global_step"]
     if step >= max_steps:

@@ -16,8 +16,8 @@ from typing import Any
 
 import lightning as L
 from lightning.pytorch.callbacks import ModelSummary, TQDMProgressBar
-from lightning.pytorch.callbacks.progress.tqdm_progress import _update_n
-from lightning.pytorch.utilities.model_summary.model_summary import _format_summary_table
+
+from src.training.lightning_private import format_summary_table
 
 # Hydra's root logger writes to train.log only; attnlab's own `src` logger also prints.
 file_log = logging.getLogger("attnlab.train_log")
@@ -58,7 +58,10 @@ class StepProgressBar(TQDMProgressBar):
             return
         self._drawn_at = now
         self.train_progress_bar.set_postfix(self.get_metrics(trainer, pl_module), refresh=False)
-        _update_n(self.train_progress_bar, step)  # one redraw, with the new postfix
+        bar = self.train_progress_bar
+        if not bar.disable:
+            bar.n = step
+            bar.refresh()  # one redraw, with the new postfix
 
 
 class ProgressLog(L.Callback):
@@ -108,7 +111,7 @@ class SummaryWithoutFlops(ModelSummary):
         **summarize_kwargs: Any,
     ) -> None:
         columns = [c for c in summary_data if c[0] != "FLOPs"]
-        table = _format_summary_table(
+        table = format_summary_table(
             total_parameters,
             trainable_parameters,
             model_size,

@@ -10,210 +10,32 @@ import errno
 import json
 import logging
 import os
-import re
 import time
-import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import hydra
 import lightning as L
 import torch
-from hydra.errors import InstantiationException
 from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.utilities.rank_zero import rank_zero_only
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from src.analysis.metric_names import FINAL_METRICS, HPARAMS_PREFIX
 from src.analysis.tensorboard_views import hparams_for_tensorboard, hparams_summaries
-from src.data.datamodule import TaskDataModule
-from src.data.tasks import Task
-from src.preflight.checks import ConfigError, check_values, model_config, name_config_keys
-from src.preflight.devices import check_devices
-from src.preflight.memory import check_memory, estimate_memory
+from src.preflight.checks import ConfigError
 from src.preflight.threads import available_cpus, thread_policy
-from src.runs.folders import find_last_checkpoint
 from src.runs.records import find_finished_run
+from src.training.build import Built, build
 from src.training.callbacks.guard import TrainingDiverged
-from src.training.checkpointing import (
-    CheckpointError,
-    CheckpointWriteError,
-    RecordModelConfig,
-    check_fits,
-    check_not_finished,
-    check_same_model,
-    disk_space,
-    load_checkpoint,
-    step_of,
-)
+from src.training.checkpointing import CheckpointWriteError, disk_space, step_of
 from src.training.distributed import extra_ranks
-from src.training.lit_module import LitTransformerLM
-from src.training.progress import (
-    ProgressLog,
-    StepProgressBar,
-    SummaryWithoutFlops,
-    file_log,
-    silence_litlogger_advert,
-)
-from src.validation import is_int
+from src.training.lightning_private import tensorboard_file_writer
+from src.training.progress import file_log
 
-__all__ = [
-    "Built",
-    "ConfigError",
-    "RunStopped",
-    "TrainingDiverged",
-    "TrainingFailed",
-    "build",
-    "train",
-]
-
-# Lightning's own use of a deprecated torch API; nothing a user can act on.
-warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)")
-# A resumed run writes into its own new folder by design, never into the one it resumes.
-warnings.filterwarnings("ignore", message=r"The dirpath has changed from")
-silence_litlogger_advert()
+__all__ = ["ConfigError", "RunStopped", "TrainingDiverged", "TrainingFailed", "train"]
 
 log = logging.getLogger(__name__)
-
-
-def _instantiate(node: DictConfig, key: str, **kwargs: Any) -> Any:
-    """hydra.utils.instantiate, with the underlying error re-raised as one readable ConfigError.
-
-    The layer's message names its own arguments (`length=0`); this names the keys that held
-    them (`task.length=0`), once. A message naming none of them says where it came from.
-    """
-    try:
-        return hydra.utils.instantiate(node, _convert_="all", **kwargs)
-    except InstantiationException as err:
-        found = re.search(r"full_key: (\S+)", str(err))
-        where = found.group(1) if found else key
-        cause = err.__cause__ if err.__cause__ is not None else err
-        sub = node if where == key else OmegaConf.select(node, where.removeprefix(key + "."))
-        named = name_config_keys(str(cause), sub, where) if isinstance(sub, DictConfig) else None
-        raise ConfigError(named or f"invalid value in `{where}`: {cause}") from err
-
-
-@dataclass(frozen=True)
-class Built:
-    """Every part of a run, as `build` makes them from the config."""
-
-    cfg: DictConfig
-    task: Task
-    datamodule: TaskDataModule
-    model: LitTransformerLM
-    trainer: L.Trainer
-    ckpt_path: str | None  # the checkpoint to resume from, checked; None: a fresh run
-
-
-def build(cfg: DictConfig, extra_callbacks: Sequence[L.Callback] = ()) -> Built:
-    """Check the config, seed, and instantiate every part of a run, in data-flow order.
-
-    The seed is set only once the values are checked (a bad seed is refused, not passed to
-    numpy), and before the model's weights are drawn. The memory estimate comes right after
-    the task (which only stores its sizes), so a run that cannot fit is refused before
-    anything large is allocated. `extra_callbacks` join the config's (tests, benchmarks).
-    """
-    check_values(cfg)
-    L.seed_everything(cfg.seed, workers=True, verbose=False)
-    task = _instantiate(cfg.task, "task")
-    estimate = estimate_memory(cfg, task.vocab_size, task.seq_len)
-    check_memory(cfg, estimate)
-    if estimate is not None:
-        log.info("%s", estimate.summary())
-    datamodule = _instantiate(cfg.data, "data", task=task)
-    positions = _positional_table_length(cfg, task.seq_len)
-    model = _instantiate(
-        cfg.model, "model", net={"vocab_size": task.vocab_size, "max_seq_len": positions}
-    )
-    ckpt_path = resolve_checkpoint(cfg, model)  # refused before the trainer is even built
-    callbacks = [_instantiate(c, f"callbacks.{k}") for k, c in (cfg.get("callbacks") or {}).items()]
-    callbacks += [RecordModelConfig(model_config(cfg)), ProgressLog()]
-    if cfg.trainer.get("enable_progress_bar", True):
-        callbacks.append(StepProgressBar())
-    if cfg.trainer.get("enable_model_summary", True):
-        callbacks.append(SummaryWithoutFlops())
-    callbacks += extra_callbacks
-    loggers = [_instantiate(c, f"logger.{k}") for k, c in (cfg.get("logger") or {}).items()]
-    check_devices(cfg.trainer)
-    trainer = _instantiate(cfg.trainer, "trainer", callbacks=callbacks, logger=loggers or False)
-    _check_split(cfg.data, trainer.world_size)
-    return Built(cfg, task, datamodule, model, trainer, ckpt_path)
-
-
-def _positional_table_length(cfg: DictConfig, seq_len: int) -> Any:
-    """The positional table's length: `model.net.max_seq_len`, or the task's when null."""
-    table = cfg.model.net.get("max_seq_len")
-    if table is None:
-        return seq_len
-    if is_int(table) and 0 < table < seq_len:
-        raise ConfigError(
-            f"model.net.max_seq_len={table} is shorter than the task's sequences "
-            f"({cfg.task._target_.rsplit('.', 1)[-1]}: {seq_len} tokens), so positions "
-            f"{table}..{seq_len - 1} would have no row in the positional table. Allowed: null "
-            f"(the task's length) or an integer >= {seq_len}."
-        )
-    return table  # other bad values are refused by the model itself
-
-
-def _check_split(data_cfg: DictConfig, world_size: int) -> None:
-    """Each of `world_size` processes takes an equal share of every batch."""
-    for key in ("batch_size", "val_size"):
-        value = data_cfg.get(key)
-        if world_size > 1 and value % world_size:
-            raise ConfigError(
-                f"data.{key}={value} cannot be split evenly over {world_size} processes "
-                f"(trainer.devices x trainer.num_nodes): each takes an equal share of every "
-                f"batch. Allowed: a multiple of {world_size}."
-            )
-
-
-def resolve_checkpoint(
-    cfg: DictConfig, model: L.LightningModule, to_resume: bool = True
-) -> str | None:
-    """`ckpt_path` as a file that exists, loads safely and fits `model`; or None.
-
-    `to_resume`: training will continue from it, so a run already at max_steps is refused
-    (inspect_model.py reads finished runs, so it passes False).
-    """
-    ckpt_path = cfg.get("ckpt_path")
-    if ckpt_path is None:
-        return None
-    newest = str(ckpt_path) == "last"
-    if newest:
-        ckpt_path = find_last_checkpoint(Path(cfg.paths.log_dir), cfg)
-        if ckpt_path is None and to_resume:  # nothing to continue: a sweep re-run starts it
-            log.info(
-                "ckpt_path=last: no checkpoint of this config under %s/; training from step 0",
-                cfg.paths.log_dir,
-            )
-            return None
-        if ckpt_path is None:
-            raise ConfigError(
-                f"ckpt_path=last found no checkpoints/last.ckpt under {cfg.paths.log_dir}/ "
-                "from a run with this same config (only ckpt_path and paths may differ). "
-                "Give the checkpoint's path instead, or leave ckpt_path unset."
-            )
-    try:
-        checkpoint = load_checkpoint(ckpt_path)
-        if newest and to_resume:
-            if checkpoint["global_step"] >= cfg.trainer.max_steps:
-                # stopped after its last step but before its record: trained anew
-                log.info(
-                    "ckpt_path=last: %s is at the last step but its run never finished; "
-                    "training from step 0",
-                    ckpt_path,
-                )
-                return None
-            log.info("ckpt_path=last: resuming from %s", ckpt_path)
-        check_same_model(checkpoint, model_config(cfg), ckpt_path)
-        check_fits(checkpoint, model, ckpt_path)
-        if to_resume:
-            check_not_finished(checkpoint, cfg.trainer.max_steps, ckpt_path)
-    except CheckpointError as err:
-        raise ConfigError(str(err)) from None
-    return str(ckpt_path)
 
 
 class TrainingFailed(RuntimeError):
@@ -315,7 +137,7 @@ def _log_hparams(trainer: L.Trainer, cfg: DictConfig, built: Built, result: dict
     for logger in trainer.loggers:
         if isinstance(logger, TensorBoardLogger):
             for summary in hparams_summaries(hparams, result["status"]):
-                logger.experiment._get_file_writer().add_summary(summary)
+                tensorboard_file_writer(logger).add_summary(summary)
         else:
             metrics = {HPARAMS_PREFIX + k: v for k, v in result["metrics"].items()}
             logger.log_hyperparams(hparams, metrics=metrics)

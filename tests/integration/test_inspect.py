@@ -144,7 +144,7 @@ def test_gen_exact_match_is_at_most_teacher_forced_on_a_partly_trained_model(tra
 @pytest.fixture(scope="module")
 def trained_run(tmp_path_factory):
     """A short run written as scripts/train.py would: its folder name has `=` and `,`."""
-    from src.inspect.model import load
+    from src.inspect.load import load
     from src.training.run import train
 
     logs = tmp_path_factory.mktemp("logs")
@@ -176,7 +176,7 @@ def snapshot(folder: Path) -> dict[str, tuple[int, int]]:
 
 
 def test_inspect_answers_a_prompt_and_writes_a_png_per_layer(trained_run, tmp_path):
-    from src.inspect.model import inspect_model
+    from src.inspect.report import inspect_model
 
     run_dir, net, *_ = trained_run
     before = snapshot(run_dir)
@@ -197,7 +197,7 @@ def test_inspect_answers_a_prompt_and_writes_a_png_per_layer(trained_run, tmp_pa
 
 def test_each_layers_figure_has_one_titled_panel_per_head_and_a_colour_bar():
     from src.analysis.attention_stats import visible_keys
-    from src.inspect.model import plot_layer
+    from src.inspect.views import plot_layer
 
     weights = torch.softmax(torch.randn(3, 5, 5).masked_fill(~visible_keys(5, True), -1e9), -1)
     tokens = list("abc|d")
@@ -214,7 +214,7 @@ def test_each_layers_figure_has_one_titled_panel_per_head_and_a_colour_bar():
 
 
 def test_random_draws_from_the_val_set_and_ckpt_path_last_finds_the_run(trained_run, tmp_path):
-    from src.inspect.model import inspect_model
+    from src.inspect.report import inspect_model
 
     run_dir, *_ = trained_run
     logs = run_dir.parents[1]
@@ -227,7 +227,7 @@ def test_random_draws_from_the_val_set_and_ckpt_path_last_finds_the_run(trained_
 
 
 def test_prompts_parse_for_every_position_kind_of_a_task():
-    from src.inspect.model import PromptLayout, parse_prompt, prompt_batch
+    from src.inspect.prompts import PromptLayout, parse_prompt, prompt_batch
 
     task = AssociativeRecall(num_pairs=2, num_queries=2, num_keys=4, num_values=3)
     layout = PromptLayout.of(task)
@@ -245,7 +245,7 @@ def test_prompts_parse_for_every_position_kind_of_a_task():
 
 def test_group_max_sum_prompts_get_the_sum_of_the_group_maxima():
     from src.data.tasks import GroupMaxSum
-    from src.inspect.model import parse_prompt, prompt_batch
+    from src.inspect.prompts import parse_prompt, prompt_batch
 
     task = GroupMaxSum(D=2, length=6, num_values=8)
     batch, known = prompt_batch(task, parse_prompt(task, "A3 B0 A1 B5 A7 B2"))
@@ -269,7 +269,7 @@ BAD = {
 
 @pytest.mark.parametrize("row", list(BAD))
 def test_a_bad_prompt_is_refused_naming_what_is_allowed(trained_run, tmp_path, row):
-    from src.inspect.model import inspect_model
+    from src.inspect.report import inspect_model
 
     run_dir, *_ = trained_run
     overrides, message = BAD[row]
@@ -297,7 +297,7 @@ def _without(run_dir: Path, tmp_path: Path, part: str) -> Path:
     ],
 )
 def test_a_missing_model_is_refused_before_any_work(trained_run, tmp_path, case, message):
-    from src.inspect.model import inspect_model
+    from src.inspect.report import inspect_model
 
     run_dir, *_ = trained_run
     before = snapshot(run_dir)

@@ -141,7 +141,7 @@ def test_ckpt_path_last_finds_the_newest_run_with_the_same_config(tmp_path):
 def test_ckpt_path_last_without_any_checkpoint_trains_from_step_0(compose_cfg, tmp_path):
     """What a sweep re-run needs for its jobs that never started (Lightning's own
     ckpt_path="last" does the same); inspect, which needs weights, still refuses."""
-    from src.training.run import resolve_checkpoint
+    from src.training.build import resolve_checkpoint
 
     cfg = compose_cfg(*TINY, "ckpt_path=last", f"paths.log_dir={tmp_path / 'logs'}")
     assert resolve_checkpoint(cfg, model=None) is None
@@ -246,7 +246,7 @@ def first_non_finite_step(compose_cfg, folder: Path, *overrides: str) -> int | N
     with open_dict(cfg):
         cfg.paths.output_dir = str(folder)
     recorder = _FirstNonFinite()
-    from src.training.run import build
+    from src.training.build import build
 
     built = build(cfg, extra_callbacks=[recorder])  # seeds, as train() does
     built.trainer.fit(built.model, datamodule=built.datamodule)

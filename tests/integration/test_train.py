@@ -343,7 +343,7 @@ def test_bad_input_in_a_real_process(tmp_path):
 
 def test_plus_trainer_arguments_reach_lightnings_trainer(compose_cfg):
     """`+trainer.NAME=VALUE` is not an unknown key: the Trainer reads (and checks) it."""
-    from src.training.run import build
+    from src.training.build import build
 
     parts = build(compose_cfg(*TINY, "+trainer.gradient_clip_val=0.5"))
     assert parts.trainer.gradient_clip_val == 0.5
@@ -384,8 +384,8 @@ def test_the_step_bar_redraws_at_most_every_interval_and_always_at_the_end(compo
     last step is always shown."""
     import lightning as L
 
+    from src.training.build import build
     from src.training.progress import StepProgressBar
-    from src.training.run import build
 
     built = build(compose_cfg(*TINY, "trainer.max_steps=30"))
     bar = StepProgressBar(min_interval_s=3600)

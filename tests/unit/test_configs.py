@@ -8,7 +8,7 @@ from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
 from src.runs.folders import experiment_of, register_resolvers, results_dir
-from src.training.run import ConfigError, build
+from src.training.build import ConfigError, build
 from tests.helpers import CONF, ROOT, TINY, group_options
 
 GROUPS = ["task", "data", "model", "trainer", "logger", "callbacks", "paths", "experiment"]

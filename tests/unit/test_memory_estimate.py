@@ -4,7 +4,7 @@ import pytest
 
 from src.preflight.checks import ConfigError
 from src.preflight.memory import check_memory, estimate_memory
-from src.training.run import build
+from src.training.build import build
 
 
 @pytest.mark.parametrize(

@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from src.modules import MultiHeadAttention, RotaryPositions, TransformerLM
-from src.training.run import ConfigError, build, train
+from src.training.build import ConfigError, build
+from src.training.run import train
 from tests.helpers import TINY
 
 
