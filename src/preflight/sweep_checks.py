@@ -1,13 +1,17 @@
 """Hydra callback that refuses a run's or a sweep's settings before any job is launched,
 and sums a sweep up at its end.
 
-Needs neither torch nor Lightning: it runs in the launching process.
+Needs neither torch nor Lightning: it runs in the launching process. Hydra turns a
+callback's exceptions into warnings, so the callback's hooks are the one place in src/ that
+exits (with the documented code); the checks they call raise ConfigError like any other.
 """
 
 from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from hydra.experimental.callback import Callback
@@ -27,28 +31,17 @@ class SweepChecks(Callback):
     """Hydra callback: refuse a sweep's launcher settings before any job is launched.
 
     A SLURM sweep without a partition would be queued and fail (or land somewhere else) on
-    the cluster, hours later; here it stops at once with what to set. Hydra turns a
-    callback's exceptions into warnings, so a refusal exits (code 2) instead.
+    the cluster, hours later; here it stops at once with what to set (exit code 2).
     """
 
     def on_run_start(self, config: DictConfig, **kwargs: object) -> None:
-        _check_folder(config, "hydra.run.dir")
+        with _refusal_exits():
+            check_folder(config, "hydra.run.dir")
 
     def on_multirun_start(self, config: DictConfig, **kwargs: object) -> None:
-        _check_folder(config, "hydra.sweep.dir")
-        launcher = config.hydra.launcher
-        on_slurm = str(launcher.get("_target_", "")).endswith("SlurmLauncher")
-        if on_slurm and not launcher.get("partition"):
-            _refuse(
-                "hydra.launcher.partition is not set: a SLURM sweep needs the partition its "
-                "jobs run in. Add hydra.launcher.partition=NAME (`sinfo -s` lists them); "
-                "hydra.launcher.timeout_min, gpus_per_node and cpus_per_task size each job."
-            )
-        if not on_slurm:  # jobs run here, so this machine's devices are what they get
-            try:
-                check_devices(config.trainer)
-            except ConfigError as err:
-                _refuse(str(err))
+        with _refusal_exits():
+            check_folder(config, "hydra.sweep.dir")
+            check_launcher(config)
 
     def on_multirun_end(self, config: DictConfig, **kwargs: object) -> None:
         """One line for the jobs that did not finish (each printed its own error), and a
@@ -57,6 +50,29 @@ class SweepChecks(Callback):
         if code:
             print(f"\nerror: {summary}\n", file=sys.stderr)
             sys.exit(code)
+
+
+@contextmanager
+def _refusal_exits() -> Iterator[None]:
+    try:
+        yield
+    except ConfigError as err:
+        print(f"\nerror: {err} No job was started.\n", file=sys.stderr)
+        sys.exit(EXIT_CODES["refused"])
+
+
+def check_launcher(config: DictConfig) -> None:
+    """A SLURM sweep names its partition; a local one fits this machine's devices."""
+    launcher = config.hydra.launcher
+    on_slurm = str(launcher.get("_target_", "")).endswith("SlurmLauncher")
+    if on_slurm and not launcher.get("partition"):
+        raise ConfigError(
+            "hydra.launcher.partition is not set: a SLURM sweep needs the partition its "
+            "jobs run in. Add hydra.launcher.partition=NAME (`sinfo -s` lists them); "
+            "hydra.launcher.timeout_min, gpus_per_node and cpus_per_task size each job."
+        )
+    if not on_slurm:  # jobs run here, so this machine's devices are what they get
+        check_devices(config.trainer)
 
 
 def sweep_outcome(sweep_dir: Path) -> tuple[str, int]:
@@ -81,10 +97,10 @@ def _job_number(job: Path) -> int:
     return int(number) if number.isdigit() else -1
 
 
-def _check_folder(config: DictConfig, key: str) -> None:
+def check_folder(config: DictConfig, key: str) -> None:
     """The run's (or sweep's) folder can be created and written, or the run is refused."""
     section, name = key.rsplit(".", 1)
-    raw = str(OmegaConf.select(config, section)._get_node(name)._value())
+    raw = str(OmegaConf.to_container(OmegaConf.select(config, section), resolve=False)[name])
     try:
         folder = Path(str(OmegaConf.select(config, key)))  # resolving claims a unique_dir
         if "${" not in raw and not os.environ.get("LOCAL_RANK"):  # a DDP rank joins rank 0's
@@ -98,11 +114,11 @@ def _check_folder(config: DictConfig, key: str) -> None:
         where = f"{key}={raw!r}"
         if "${" in raw:  # the default template: the folder is under paths.log_dir
             where = f"{key} (under paths.log_dir={config.paths.log_dir!r})"
-        _refuse(
+        raise ConfigError(
             f"{where} cannot be used as the run's folder: creating or writing it failed "
             f"({getattr(err, 'strerror', None) or err}). Choose a folder you can write to, e.g. "
             f"{key}=logs/my_run, or paths.log_dir=DIR to move every run."
-        )
+        ) from None
 
 
 def _refuse_a_used_folder(folder: Path, key: str, raw: str) -> None:
@@ -117,12 +133,7 @@ def _refuse_a_used_folder(folder: Path, key: str, raw: str) -> None:
             f" To continue that run, keep its config and add "
             f"ckpt_path={folder / 'checkpoints' / 'last.ckpt'} (it continues in a new folder)."
         )
-    _refuse(
+    raise ConfigError(
         f"{key}={raw} {held}, and a run never writes into another's folder. Choose a new or "
         f"empty folder, or leave {key} out (each run gets a folder of its own).{resume}"
     )
-
-
-def _refuse(message: str) -> None:
-    print(f"\nerror: {message} No job was started.\n", file=sys.stderr)
-    sys.exit(2)
