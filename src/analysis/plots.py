@@ -163,7 +163,7 @@ def _knob_axis(done: list[Run], x: str) -> _KnobAxis:
 
 
 def _success_panel(
-    ax, px: list, groups: list[list[Run]], color, label: str, won: Callable[[Run], bool]
+    ax, xs: list[float], groups: list[list[Run]], color, label: str, won: Callable[[Run], bool]
 ) -> None:
     """The share of seeds that succeeded (`won`) at each x, with its 95% Wilson interval."""
     wins = [sum(won(r) for r in g) for g in groups]
@@ -174,28 +174,28 @@ def _success_panel(
     above = [hi - r for r, (_, hi) in zip(rate, intervals)]
     n = f"{min(sizes)}..{max(sizes)}" if min(sizes) != max(sizes) else f"{sizes[0]}"
     label = f"{label} (n={n})"
-    ax.errorbar(px, rate, yerr=[below, above], color=color, marker="o", capsize=3, label=label)
+    ax.errorbar(xs, rate, yerr=[below, above], color=color, marker="o", capsize=3, label=label)
 
 
-def _final_panel(ax, key: str, px: list, groups: list[list[Run]], color) -> None:
+def _final_panel(ax, key: str, xs: list[float], groups: list[list[Run]], color) -> None:
     """A final metric at each x: the median line, a min..max band and every seed as a dot."""
     values = [[r.metrics[key] for r in g if key in r.metrics] for g in groups]
-    keep = [(p, v) for p, v in zip(px, values) if v]
+    keep = [(p, v) for p, v in zip(xs, values) if v]
     if not keep:
         return
-    kx = [p for p, _ in keep]
-    ax.plot(kx, [statistics.median(v) for _, v in keep], color=color, marker="o")
+    kept_xs = [p for p, _ in keep]
+    ax.plot(kept_xs, [statistics.median(v) for _, v in keep], color=color, marker="o")
     lows, highs = [min(v) for _, v in keep], [max(v) for _, v in keep]
-    ax.fill_between(kx, lows, highs, color=color, alpha=0.15, linewidth=0)
+    ax.fill_between(kept_xs, lows, highs, color=color, alpha=0.15, linewidth=0)
     for p, v in keep:
         ax.scatter([p] * len(v), v, color=color, s=9, alpha=0.5, linewidths=0)
 
 
-def _entropy_panel(ax, px: list, groups: list[list[Run]], color) -> None:
+def _entropy_panel(ax, xs: list[float], groups: list[list[Run]], color) -> None:
     """The median attention entropy at each x: at step 0 dashed, at the end solid."""
     for index, style in ((0, "--"), (-1, "-")):
         values = [[r.curves[ENTROPY][1][index] for r in g if ENTROPY in r.curves] for g in groups]
-        keep = [(p, statistics.median(v)) for p, v in zip(px, values) if v]
+        keep = [(p, statistics.median(v)) for p, v in zip(xs, values) if v]
         if keep:
             ax.plot(*zip(*keep), color=color, marker="o", linestyle=style)
 
@@ -229,7 +229,7 @@ def _label_panels(panels: Sequence, x: str, axis: _KnobAxis, goal: str) -> None:
 
 
 def _lines(
-    runs: list[Run], done: list[Run], x: str, xs: list[str]
+    runs: list[Run], done: list[Run], x: str, values: list[str]
 ) -> dict[str, dict[str, list[Run]]]:
     """{line: {x value: its finished runs there}}, a line per combination of the values of
     the other varying knobs (`k=v,...`; `` if none), each with the x values it has runs at."""
@@ -242,8 +242,8 @@ def _lines(
     lines = {}
     for line in sorted({line_of(r) for r in done}):
         members = [r for r in done if line_of(r) == line]
-        at = {v: [r for r in members if knob_value(r, x) == v] for v in xs}
-        lines[line] = {v: g for v, g in at.items() if g}
+        seeds_at = {v: [r for r in members if knob_value(r, x) == v] for v in values}
+        lines[line] = {v: g for v, g in seeds_at.items() if g}
     return lines
 
 
@@ -268,14 +268,14 @@ def plot_final_vs_knob(
         return succeeded(run, threshold_metric, threshold)
 
     groups = []
-    for i, (line, at) in enumerate(lines.items()):
-        seeds = list(at.values())
+    for i, (line, seeds_at) in enumerate(lines.items()):
+        seeds = list(seeds_at.values())
         groups += seeds
-        px = [axis.position[v] for v in at]
-        _success_panel(ax_win, px, seeds, colors(i), line or "all runs", won)
+        xs = [axis.position[v] for v in seeds_at]
+        _success_panel(ax_win, xs, seeds, colors(i), line or "all runs", won)
         for ax, key in ((ax_exact, EXACT), (ax_loss, LOSS)):
-            _final_panel(ax, key, px, seeds, colors(i))
-        _entropy_panel(ax_entropy, px, seeds, colors(i))
+            _final_panel(ax, key, xs, seeds, colors(i))
+        _entropy_panel(ax_entropy, xs, seeds, colors(i))
     _label_panels(panels, x, axis, target_phrase(threshold_metric, threshold))
     if lines:
         ax_win.legend(fontsize=8)
