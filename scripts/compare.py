@@ -14,7 +14,8 @@ import sys
 from pathlib import Path
 from typing import NoReturn
 
-from src.analysis.compare import EXACT, CompareError, compare
+from src.analysis.compare import compare
+from src.analysis.runs import EXACT, CompareError
 from src.paths import RESULTS_DIR, ROOT
 from src.runs.folders import results_dir
 from src.runs.records import read_experiment

@@ -1,7 +1,7 @@
 """A run folder's records read without trusting them: metrics.json, .hydra/config.yaml and
 .hydra/hydra.yaml. A killed writer, a full disk or a hand edit can leave anything in them,
 and one bad file must not hide a whole sweep, so each reader returns what it read or why it
-could not, and the caller decides what the run then counts as (compare.py: `load_runs`;
+could not, and the caller decides what the run then counts as (`src.analysis.runs.load_runs`;
 the sweep summary; `ckpt_path=last` looking for a finished run of the same config).
 """
 

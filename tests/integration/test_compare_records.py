@@ -7,7 +7,8 @@ import os
 import pytest
 
 from src.analysis import metric_names as names
-from src.analysis.compare import CompareError, compare, load_runs
+from src.analysis.compare import compare
+from src.analysis.runs import CompareError, load_runs
 from tests.helpers import ROOT, run_script
 
 COMPARE_SCRIPT = ROOT / "scripts" / "compare.py"

@@ -326,7 +326,8 @@ def test_the_script_exits_3_on_divergence_and_records_it(tmp_path, monkeypatch, 
 
 @pytest.mark.slow
 def test_a_sweep_goes_on_past_a_diverged_job_and_compare_lists_it(tmp_path):
-    from src.analysis.compare import compare, load_runs
+    from src.analysis.compare import compare
+    from src.analysis.runs import load_runs
 
     sweep = tmp_path / "sweep"
     proc = run_sweep(sweep, *TINY, *DIVERGING, "model.lr=100,0.003", cwd=tmp_path)
@@ -349,7 +350,7 @@ def test_a_sweep_goes_on_past_a_diverged_job_and_compare_lists_it(tmp_path):
 
 def test_compare_lists_refused_and_running_runs(tmp_path):
     """A refused run's folder and a killed one's ("running" since its start) are listed."""
-    from src.analysis.compare import load_runs
+    from src.analysis.runs import load_runs
 
     for name, record in [
         ("0_seed=0", {"status": "finished", "step": 6, "metrics": {"val/loss": 1.0}}),

@@ -11,7 +11,8 @@ import pytest
 import yaml
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from src.analysis.compare import compare, load_runs
+from src.analysis.compare import compare
+from src.analysis.runs import load_runs
 from src.preflight.checks import OPTIONAL_EXTRAS, missing_extra
 from src.preflight.threads import threads_per_job
 from src.training.distributed import HydraDDPStrategy, watch_ranks

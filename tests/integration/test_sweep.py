@@ -7,7 +7,10 @@ import matplotlib.image
 import numpy as np
 import pytest
 
-from src.analysis.compare import CompareError, choose_x, compare, load_runs, wilson_interval
+from src.analysis.compare import compare
+from src.analysis.plots import choose_x
+from src.analysis.runs import CompareError, load_runs
+from src.analysis.summary import wilson_interval
 from src.preflight.threads import available_cpus
 from tests.helpers import ROOT, TINY, TRAIN_SCRIPT, run_script, run_sweep
 

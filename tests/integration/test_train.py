@@ -63,7 +63,7 @@ def test_every_tag_a_run_writes_is_declared_in_metric_names(compose_cfg, tmp_pat
     every declared kind of tag is written, metrics.json holds FINAL_METRICS in order, and
     compare.py reads the declared names off the same run."""
     from src.analysis import metric_names as names
-    from src.analysis.compare import read_curves, wanted
+    from src.analysis.runs import read_curves, wanted
 
     cfg = compose_cfg("heads=2", "model.net.layers=2", "trainer.log_every_n_steps=1", *TINY)
     assert cfg.callbacks.model_checkpoint.monitor == names.VAL_LOSS  # best.ckpt's criterion

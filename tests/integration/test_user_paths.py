@@ -242,7 +242,7 @@ def test_an_interrupted_sweep_is_finished_by_the_same_command_with_ckpt_path_las
         for key, value in expected[name]["metrics"].items():
             assert saved["metrics"][key] == pytest.approx(value, abs=1e-6), (name, key)
 
-    from src.analysis.compare import load_runs
+    from src.analysis.runs import load_runs
 
     runs = load_runs(finished)
     assert len(runs) == 4 and {r.status for r in runs} == {"finished"}
