@@ -8,12 +8,12 @@ torch and Lightning load inside the functions, so importing this module costs no
 from __future__ import annotations
 
 import statistics
-import sys
 import tempfile
 import time
 
 from omegaconf import open_dict
 
+from src.bench.errors import BenchError
 from src.bench.measure import flops_per_token
 from src.paths import CONF_DIR
 
@@ -233,7 +233,7 @@ def model_flops_per_token(net, seq_len: int) -> int:
 def check_sdpa_backend(net, inputs, device: str) -> str:
     """Which fused SDPA kernel runs this shape: flash, else memory-efficient. The math
     fallback is never allowed (sdpa_kernel then raises), so this fails loudly instead of
-    reporting a slow figure as the model's."""
+    reporting a slow figure as the model's: BenchError when neither runs."""
     import torch
     from torch.nn.attention import SDPBackend, sdpa_kernel
 
@@ -250,7 +250,7 @@ def check_sdpa_backend(net, inputs, device: str) -> str:
             return name
         except RuntimeError as err:
             errors.append(f"{name}: {str(err).splitlines()[0]}")
-    sys.exit(
-        "error: neither flash nor memory-efficient attention runs this shape, only the math "
+    raise BenchError(
+        "neither flash nor memory-efficient attention runs this shape, only the math "
         f"fallback would ({'; '.join(errors)})."
     )

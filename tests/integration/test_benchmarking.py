@@ -1,14 +1,18 @@
-"""scripts/bench.py's helpers (src/bench/measure.py), its bad input, and its --gpu code path
-on CPU at a tiny shape. No timings are asserted: only arithmetic and behaviour."""
+"""The bench: its helpers (src/bench/), its bad input, its failures raised by the library and
+turned into exit codes by scripts/bench.py, and its --gpu code path on CPU at a tiny shape.
+No timings are asserted: only arithmetic and behaviour."""
 
 from __future__ import annotations
 
 import math
+import subprocess
 
 import pytest
 
 import src.bench.timed_loops as loops
+from src.bench.errors import BadInput, BenchError
 from src.bench.measure import (
+    ProcessResult,
     alternate,
     child_env,
     flops_per_token,
@@ -20,9 +24,14 @@ from src.bench.measure import (
     ratio,
     run_timed,
 )
-from tests.helpers import ROOT, run_script
+from src.bench.rows_model import GAP_ARMS, GAP_PARTS, lightning_gap_rows
+from src.bench.rows_process import check_exit
+from src.bench.rows_sweeps import wall_seconds
+from src.bench.shapes import GPU_ON_CPU_TINY_SHAPE, preflight
+from src.paths import SCRIPTS_DIR
+from tests.helpers import PYTHON, ROOT, run_script
 
-BENCH = ROOT / "scripts" / "bench.py"
+BENCH = SCRIPTS_DIR / "bench.py"
 
 
 def test_median_and_ratio():
@@ -82,21 +91,15 @@ def test_flops_and_mfu_arithmetic():
     assert peak_tflops_for("Some GPU", None) is None
 
 
-@pytest.fixture
-def bench_module(monkeypatch):
-    monkeypatch.syspath_prepend(str(ROOT))
-    import scripts.bench as bench
+def test_gpu_mode_runs_on_cpu_at_a_tiny_shape(tmp_path):
+    """`bench.py --gpu-on-cpu-tiny`, as a user types it: the --gpu code path (plain loop and
+    Lightning, bf16 autocast, SDPA without the math fallback, --log-every's extra pair) on
+    CPU; the FLOPs per token match a count by hand for the tiny config."""
+    import json
 
-    return bench
-
-
-def test_gpu_mode_runs_on_cpu_at_a_tiny_shape(bench_module, tmp_path):
-    """The --gpu code path (plain loop and Lightning, bf16 autocast, SDPA without the math
-    fallback) on CPU; the FLOPs per token match a count by hand for the tiny config."""
     from src.data.tasks import Sort
 
-    bench = bench_module
-    cfg, parts = loops.build_parts(bench.GPU_ON_CPU_TINY_SHAPE, str(tmp_path))
+    cfg, parts = loops.build_parts(GPU_ON_CPU_TINY_SHAPE, str(tmp_path))
     d, layers, heads, head_dim, T = 32, 2, 2, 16, 32
     assert (cfg.model.net.d_model, cfg.model.net.layers, cfg.heads, parts.task.seq_len) == (
         d,
@@ -112,20 +115,71 @@ def test_gpu_mode_runs_on_cpu_at_a_tiny_shape(bench_module, tmp_path):
     hand = 6 * n + 12 * layers * heads * head_dim * T
     assert loops.model_flops_per_token(parts.model.net, T) == hand
 
-    rows = bench.gpu_rows(tiny=True, peak_override=2.0, quick=True, compile_arm=False)
+    out = tmp_path / "gpu.json"
+    args = ["--gpu-on-cpu-tiny", "--peak-tflops", "2", "--log-every", "50", "--json", str(out)]
+    proc = run_script(BENCH, *args, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "attnlab bench (gpu-on-cpu-tiny)" in proc.stdout
+    rows = json.loads(out.read_text())["rows"]
     by_what = {row["what"].split(" (")[0]: row for row in rows}
     assert by_what["GPU shape: SDPA backend"]["value"] in ("flash", "memory-efficient")
-    for arm in ("plain loop", "Lightning"):
+    for arm in ("plain loop", "Lightning", "plain loop, log every 50", "Lightning, log every 50"):
         row = by_what[f"GPU shape, {arm}: MFU"]
         tokens_per_s = float(row["detail"].split(" tokens/s")[0].replace(",", ""))
         assert row["value"] == pytest.approx(tokens_per_s * hand / 2e12, rel=1e-3)
         assert f"{hand:,} FLOPs/token" in row["detail"]
+    for label in ("eager", "eager, log every 50 steps"):
+        assert by_what[f"GPU shape: Lightning / plain loop tokens/s, {label}"]["value"] > 0
 
 
-def test_bench_refuses_gap_without_the_gpu_mode():
-    proc = run_script(BENCH, "--gap", timeout=120)
+def test_the_probes_load_nothing_heavy_before_their_first_mark():
+    """The start-up probe times `import torch` from a fresh interpreter, and the thread probe
+    sets its threads before torch loads: importing either (and src/, src/bench/ on the way,
+    as `python -m src.bench.<probe>` does) must not load torch, Lightning or Hydra."""
+    code = (
+        "import sys, src.bench.startup_probe, src.bench.threads_probe; "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in "
+        "('torch', 'lightning', 'hydra', 'omegaconf', 'numpy')))"
+    )
+    proc = subprocess.run(
+        [PYTHON, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "[]"
+
+
+def test_library_failures_raise_and_never_exit(tmp_path):
+    """src/bench raises BenchError (BadInput for what the user asked); only scripts/bench.py
+    turns it into a message and an exit code."""
+    failed = ProcessResult(0.1, 3, "", "Traceback ...\nValueError: boom", 0.0)
+    with pytest.raises(BenchError, match=r"the probe failed \(exit 3\):\nTraceback"):
+        check_exit(failed, "the probe")
+    check_exit(ProcessResult(0.1, 0, "", "", 0.0), "the probe")  # exit 0: nothing raised
+
+    def no_kernel_runs(inputs):
+        raise RuntimeError("No available kernel. Aborting execution.")
+
+    import torch
+
+    with pytest.raises(BenchError, match="neither flash nor memory-efficient") as err:
+        loops.check_sdpa_backend(no_kernel_runs, torch.zeros(1, 4, dtype=torch.long), "cpu")
+    assert not isinstance(err.value, BadInput)
+
+    with pytest.raises(BadInput, match="the default shape cannot run") as err:
+        preflight(["model.net.layers=1000000"], gpu=False)
+    assert "Lower model.net.layers=1000000" in str(err.value)
+
+    with pytest.raises(
+        BenchError, match=r"`python scripts/train.py task=nonsense` failed \(exit 1\)"
+    ):
+        wall_seconds("task=nonsense")  # a sweep row's run that fails: its stderr, no traceback
+
+
+@pytest.mark.parametrize("flag", [["--gap"], ["--log-every", "50"]])
+def test_bench_refuses_a_gpu_flag_without_the_gpu_mode(flag):
+    proc = run_script(BENCH, *flag, timeout=120)
     assert proc.returncode == 2
-    assert "--gap profiles the GPU shape: use it with --gpu" in proc.stderr
+    assert f"{flag[0]} profiles the GPU shape: use it with --gpu" in proc.stderr
 
 
 def test_bench_refuses_an_unknown_flag():
@@ -154,23 +208,20 @@ def test_gpu_mode_without_a_gpu_exits_2():
     assert "Traceback" not in proc.stderr
 
 
-def test_the_lightning_gap_profile_names_each_part_and_measures_every_arm(
-    bench_module, monkeypatch
-):
+def test_the_lightning_gap_profile_names_each_part_and_measures_every_arm():
     """Each GAP_PARTS row subtracts two arms that exist; every arm really trains (the
     manual-optimisation arm included) and returns a positive step time."""
-    bench = bench_module
-    for _, arm, against in bench.GAP_PARTS:
-        assert arm in bench.GAP_ARMS and against in bench.GAP_ARMS
-    steps = {name: f(["~callbacks"], 3, 2, "cpu") for name, f in bench.GAP_ARMS.items()}
+    for _, arm, against in GAP_PARTS:
+        assert arm in GAP_ARMS and against in GAP_ARMS
+    steps = {name: f(["~callbacks"], 3, 2, "cpu") for name, f in GAP_ARMS.items()}
     assert all(0 < s < 10 for s in steps.values()), steps
-    rows = bench.lightning_gap_rows(quick=True, repeats=1)
+    rows = lightning_gap_rows(quick=True, repeats=1)
     assert [r["what"] for r in rows] == [
-        f"Lightning gap: {what} (ms/step)" for what, _, _ in bench.GAP_PARTS
+        f"Lightning gap: {what} (ms/step)" for what, _, _ in GAP_PARTS
     ]
 
 
-def test_manual_optimisation_arm_takes_the_same_steps_as_the_automatic_one(bench_module, tmp_path):
+def test_manual_optimisation_arm_takes_the_same_steps_as_the_automatic_one(tmp_path):
     """The gap profile's manual arm must do the same training, or its difference to the
     automatic arm is not the closure's cost: same weights after 5 steps."""
     import lightning as L
