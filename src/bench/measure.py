@@ -21,8 +21,8 @@ from dataclasses import dataclass
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "OMP_WAIT_POLICY", "MKL_NUM_THREADS", "GOMP_SPINCOUNT")
 
 # Dense bf16 tensor-core peaks, TFLOP/s, by a substring of torch.cuda.get_device_name().
-# H200: the figure issue 12 gives; check it against the datasheet of the card at hand and
-# pass --peak-tflops when it differs. A100: the 312 nanoGPT uses.
+# H200: the figure the committed GPU rows were computed with; check it against the datasheet
+# of the card at hand and pass --peak-tflops when it differs. A100: the 312 nanoGPT uses.
 PEAK_BF16_TFLOPS = {"H200": 790.0, "H100": 989.0, "A100": 312.0}
 
 
