@@ -36,7 +36,6 @@ TIMEOUT_S = 300  # per command; the longest one here (the default run) takes wel
 # README commands that cannot run here, by command prefix (the longest matching prefix
 # wins) -> why, and which test covers their code instead.
 SKIP: dict[str, str] = {
-    "uv run --all-extras pytest": "the test suite itself, which runs this file",
     "python scripts/train.py trainer=ddp trainer.devices=4": (
         "needs 4 GPUs; test_scale_out.py runs trainer=ddp on 2 CPU processes"
     ),
@@ -53,23 +52,12 @@ SKIP: dict[str, str] = {
         "20 trials of 1000 steps (over 5 minutes here); test_scale_out.py runs a 3-trial search"
     ),
     "python scripts/train.py -m experiment=": (
-        "32-80 runs (3-20 minutes here; the shortest, `experiment=temperature`, took a "
-        "minute even at trainer.max_steps=20); test_configs.py builds every grid point"
+        "a published experiment's grid: `experiment=temperature` is 32 runs, a minute even at "
+        "trainer.max_steps=20; test_configs.py builds every point of every grid"
     ),
     "python scripts/compare.py logs/multiruns/<time>_": (
-        "reads the sweep of an experiment skipped above; test_sweep.py runs "
-        "compare.py on a real sweep"
-    ),
-    "python scripts/bench.py": "the full bench takes ~12 minutes (test_benchmarking.py)",
-    "python scripts/bench.py --quick": (
-        "about a minute; test_benchmarking.py runs `bench.py --quick` end to end"
-    ),
-    "python scripts/bench.py --sweeps": (
-        "~6 minutes; test_scale_out.py and test_sweep.py run the launchers"
-    ),
-    "python scripts/bench.py --gpu": (
-        "needs an NVIDIA GPU; test_benchmarking.py runs the --gpu code on CPU at a tiny "
-        "shape and checks the exit 2 without a GPU"
+        "--publish on the sweep of an experiment skipped above; compare.py itself runs here on "
+        "the sweep of `-m heads=1,2`, and test_sweep.py runs --publish"
     ),
 }
 
