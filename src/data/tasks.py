@@ -179,7 +179,7 @@ class PairDiff(_SequenceTransform):
 
     Each answer needs two input positions at once, in order: built to test whether more heads
     help. At 1 layer they did not, beyond the seed spread: one head learns to split its
-    attention unevenly over both positions (README, Results).
+    attention unevenly over both positions (scripts/results/heads_phase/README.md).
     """
 
     name = "pair_diff"

@@ -50,11 +50,11 @@ def thread_policy(
 
     Why: with torch's default threads (all cores, OpenMP workers that busy-wait between
     parallel regions), one other CPU-bound process (a browser tab, a second run) cut the
-    default shape from 100 to 22 it/s here. Measured side by side on 2 cores (README,
-    Performance): OMP_WAIT_POLICY=PASSIVE held 39 it/s under load but fell to 42 it/s idle;
-    a shorter GOMP_SPINCOUNT did not help under load; one thread ran 77 it/s idle and 75
-    under load. So the default is one thread: 0.76x the old idle speed, 3.4x it on a shared
-    machine. `threads=N` takes more on a machine you have to yourself.
+    default shape from 100 to 22 it/s here. Measured side by side on 2 cores
+    (scripts/results/bench/README.md): OMP_WAIT_POLICY=PASSIVE held 39 it/s under load but
+    fell to 42 it/s idle; a shorter GOMP_SPINCOUNT did not help under load; one thread ran
+    77 it/s idle and 75 under load. So the default is one thread: 0.76x the old idle speed,
+    3.4x it on a shared machine. `threads=N` takes more on a machine you have to yourself.
 
     Order: an explicit `threads=N` wins; then a sweep job's share of the cores
     (threads_per_job); then an `OMP_NUM_THREADS` the user exported (torch already follows

@@ -145,7 +145,7 @@ def adamw_with_schedule(
 
     On CPU, PyTorch's default (per-tensor) AdamW kernel: `fused=True` is ~12% faster per
     step there but rounds differently (1e-7 after a few steps), which would change the
-    committed results in the README. On a GPU, where nothing committed was measured, the
+    committed results (scripts/results/). On a GPU, where nothing committed was measured, the
     fused kernel (one launch for all parameters instead of several per tensor).
     """
     params = [p for p in net.parameters() if p.requires_grad]

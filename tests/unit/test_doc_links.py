@@ -12,12 +12,6 @@ from tests.helpers import ROOT
 
 DOCS = [ROOT / "README.md", *sorted((ROOT / "scripts" / "results").glob("*/README.md"))]
 
-# Files a link may name before they exist in this tree -> why. Written by another change;
-# an entry is harmless once the file is there, and can then be removed.
-NOT_YET_HERE = {
-    "scripts/results/bench/README.md": "the performance write-up, added with the bench changes",
-}
-
 LINK = re.compile(r"\]\(([^)\s]+)\)")  # [text](target) and ![alt](target)
 
 
@@ -65,8 +59,7 @@ def test_every_relative_link_points_at_a_file_and_heading_that_exist(doc: Path):
         if not file.is_relative_to(ROOT):
             broken.append(f"line {line}: {target} leaves the repository")
         elif not file.exists():
-            if name not in NOT_YET_HERE:
-                broken.append(f"line {line}: {target} ({name} does not exist)")
+            broken.append(f"line {line}: {target} ({name} does not exist)")
         elif anchor and anchor not in anchors(file.read_text(encoding="utf-8")):
             broken.append(f"line {line}: {target} (no heading #{anchor} in {name})")
     assert not broken, f"{doc.relative_to(ROOT)}:\n" + "\n".join(broken)
