@@ -93,7 +93,7 @@ def extra_ranks(trainer: L.Trainer) -> Iterator[None]:
         # The one private piece, for want of a public hook: Lightning's launcher forwards
         # SIGTERM and Ctrl-C to the processes in its `procs` list, and after a SIGTERM rank 0
         # waits for the others in a broadcast they join only once they got the signal too.
-        # tests/integration/test_scale_out.py checks it against Lightning; pyproject.toml
+        # tests/integration/test_contracts.py checks it against Lightning; pyproject.toml
         # pins the range.
         strategy.launcher.procs.extend(ranks)
         threading.Thread(target=watch_ranks, args=(ranks, done, _stop_job), daemon=True).start()

@@ -40,7 +40,7 @@ SKIP: dict[str, str] = {
         "needs 4 GPUs; test_scale_out.py runs trainer=ddp on 2 CPU processes"
     ),
     "python scripts/train.py -m hydra/launcher=submitit_slurm": (
-        "needs a SLURM cluster; test_train.py checks the refusal without a partition"
+        "needs a SLURM cluster; unit/test_refusals.py checks the refusal without a partition"
     ),
     "python scripts/train.py -m hydra/launcher=submitit_local": (
         "each job is a fresh Python process: 20 s for its 2 jobs even at trainer.max_steps=20, "

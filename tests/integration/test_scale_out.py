@@ -1,23 +1,18 @@
 """Scale-out through existing engines: Lightning DDP, Hydra's submitit launcher and Optuna
-sweeper (the joblib launcher runs tests/integration/test_sweep.py's sweep)."""
+sweeper (the joblib launcher runs tests/integration/test_sweep.py's sweep), and a DDP job
+stopping when one of its ranks fails."""
 
 import json
-import signal
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
-from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from src.analysis.compare import compare
 from src.analysis.runs import load_runs
-from src.preflight.checks import OPTIONAL_EXTRAS, missing_extra
-from src.preflight.threads import threads_per_job
-from src.training.distributed import HydraDDPStrategy, watch_ranks
+from src.training.distributed import watch_ranks
 from src.training.run import train
-from tests.helpers import TINY, run_sweep
+from tests.helpers import TINY, read_events, run_sweep, start_python
 
 # DDP's train/loss averages the two half-batch losses; one process takes the full-batch mean.
 # They agree to float32 rounding (measured: about 1e-6 over 6 steps).
@@ -25,9 +20,7 @@ DDP_TOLERANCE = 1e-5
 
 
 def _curve(run_dir: Path, tag: str) -> list[tuple[int, float]]:
-    events = EventAccumulator(str(run_dir))
-    events.Reload()
-    return [(e.step, e.value) for e in events.Scalars(tag)]
+    return [(e.step, e.value) for e in read_events(run_dir).Scalars(tag)]
 
 
 @pytest.mark.slow
@@ -58,51 +51,6 @@ def test_ddp_on_two_cpu_processes_matches_one_process(compose_cfg, tmp_path):
     print(f"DDP vs one process: largest train/loss difference {worst:.2e}")
 
 
-def test_lightning_starts_no_ranks_itself_once_local_rank_is_set(monkeypatch):
-    """src/training/distributed.py starts ranks 1..N-1 itself and relies on Lightning's documented
-    manual-launch mode (LightningEnvironment): with LOCAL_RANK set, Lightning starts none.
-    If this fails, Lightning changed that contract and trainer=ddp would start every rank
-    twice (or never): see src/distributed.extra_ranks."""
-    import lightning as L
-
-    monkeypatch.delenv("LOCAL_RANK", raising=False)
-    trainer = L.Trainer(strategy=HydraDDPStrategy(), accelerator="cpu", devices=2, logger=False)
-    environment = trainer.strategy.cluster_environment
-    assert trainer.strategy.num_processes == 2
-    assert not environment.creates_processes_externally, (
-        "Lightning now thinks someone else started the ranks before LOCAL_RANK is set"
-    )
-    monkeypatch.setenv("LOCAL_RANK", "0")
-    assert environment.creates_processes_externally, (
-        "Lightning no longer leaves starting the ranks to whoever sets LOCAL_RANK"
-    )
-
-
-def test_lightnings_launcher_forwards_signals_to_the_ranks_handed_to_it():
-    """The one Lightning internal src/training/distributed.py uses: the launcher's `procs`
-    list, whose processes its kill() signals (on SIGTERM and Ctrl-C). If this fails,
-    Lightning changed it: a SIGTERM would then leave rank 0 waiting in a broadcast for
-    ranks that never got the signal. Fix extra_ranks for the new version, or keep
-    pyproject.toml's pin below it."""
-    import lightning as L
-
-    trainer = L.Trainer(strategy=HydraDDPStrategy(), accelerator="cpu", devices=2, logger=False)
-    launcher = trainer.strategy.launcher
-    assert isinstance(getattr(launcher, "procs", None), list), (
-        f"{type(launcher).__name__} has no `procs` list any more (Lightning {L.__version__})"
-    )
-    rank = _process("import time; time.sleep(60)")
-    launcher.procs.append(rank)
-    launcher.kill(signal.SIGTERM)
-    assert rank.wait(timeout=30) == -signal.SIGTERM, (
-        f"Lightning {L.__version__}'s launcher.kill() no longer signals the processes in procs"
-    )
-
-
-def _process(code: str) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-c", code])
-
-
 class _Finishes:
     """A `done` event for watch_ranks: this rank finishes fit after `polls` waits."""
 
@@ -115,14 +63,15 @@ class _Finishes:
 
 
 def test_a_failed_rank_stops_the_job_but_a_failure_all_ranks_share_does_not():
-    running, failed = _process("import time; time.sleep(60)"), _process("raise SystemExit(3)")
+    running = start_python("import time; time.sleep(60)")
+    failed = start_python("raise SystemExit(3)")
     failed.wait()
     stopped = []
     watch_ranks([running, failed], _Finishes(polls=2), stopped.append)
     assert stopped == ["rank 2 exited with code 3"]
     assert running.wait(timeout=10) != 0  # killed: it would wait for rank 2 forever
 
-    failed = _process("raise SystemExit(3)")
+    failed = start_python("raise SystemExit(3)")
     failed.wait()
     stopped = []  # this rank leaves fit during the grace period (a diverged run stops all)
     watch_ranks([failed], _Finishes(polls=1), stopped.append)
@@ -167,31 +116,3 @@ def test_optuna_search_finishes_and_reports_the_best_trial(tmp_path):
     assert len(losses) == 3
     assert best["best_value"] == pytest.approx(min(losses))
     assert set(best["best_params"]) == {"model.lr", "model.warmup_steps"}
-
-
-@pytest.mark.parametrize(
-    "launcher, cpus, threads",
-    [
-        (None, 2, None),  # a single run or the basic launcher: torch decides
-        ({"n_jobs": 2}, 2, 1),
-        ({"n_jobs": -1}, 8, 1),  # joblib's -1: all cores, one job each
-        ({"n_jobs": -2}, 8, 1),  # 7 jobs on 8 cores
-        ({"n_jobs": 2}, 16, 8),
-        ({"n_jobs": 2, "cpus_per_task": None}, 4, 2),
-        ({"cpus_per_task": 3}, 16, 3),  # submitit: what each job was given
-    ],
-)
-def test_threads_per_job_divides_the_cores(launcher, cpus, threads):
-    from omegaconf import OmegaConf
-
-    node = OmegaConf.create(launcher) if launcher is not None else None
-    assert threads_per_job(node, cpus) == threads
-
-
-def test_a_search_without_its_extra_names_the_install_command(monkeypatch):
-    assert missing_extra(["heads=2", "scale=false"]) is None
-    monkeypatch.setitem(
-        OPTIONAL_EXTRAS, "hparams_search", ("hydra_plugins.not_installed", "optuna")
-    )
-    why = missing_extra(["heads=2", "hparams_search=lr_warmup"])
-    assert "hparams_search=lr_warmup" in why and "uv sync --extra optuna" in why

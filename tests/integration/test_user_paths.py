@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import PYTHON, TRAIN_SCRIPT, run_script
+from tests.helpers import TRAIN_SCRIPT, run_script, snapshot, start_script
 
 SHORT = ["trainer.max_steps=20", "trainer.val_check_interval=10", "data.val_size=64"]
 EXIT_REFUSED, EXIT_FAILED = 2, 4
@@ -30,8 +30,9 @@ def train(cwd: Path, *args: str, timeout: int = 300, **popen) -> subprocess.Comp
 
 def start_train(cwd: Path, *args: str) -> subprocess.Popen:
     """The same, left running: the test kills it."""
-    return subprocess.Popen(
-        [PYTHON, str(TRAIN_SCRIPT), *args],
+    return start_script(
+        TRAIN_SCRIPT,
+        *args,
         cwd=cwd,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -46,15 +47,6 @@ def only_run(cwd: Path) -> Path:
 
 def record(run: Path) -> dict:
     return json.loads((run / "metrics.json").read_text())
-
-
-def snapshot(folder: Path) -> dict[str, tuple[int, int]]:
-    """Every file below `folder` with its size and modification time."""
-    return {
-        str(p.relative_to(folder)): (p.stat().st_size, p.stat().st_mtime_ns)
-        for p in sorted(folder.rglob("*"))
-        if p.is_file()
-    }
 
 
 def assert_one_paragraph(stderr: str, starts: str) -> None:

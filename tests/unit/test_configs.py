@@ -7,6 +7,7 @@ import pytest
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
+from src.preflight.checks import OPTIONAL_EXTRAS, missing_extra
 from src.runs.folders import experiment_of, register_resolvers, results_dir
 from src.training.build import ConfigError, build
 from tests.helpers import CONF, ROOT, TINY, group_options
@@ -44,6 +45,12 @@ def test_top_level_knobs_reach_the_attention(compose_cfg):
 def test_trainer_arguments_are_overridable(compose_cfg):
     trainer = build(compose_cfg("trainer.max_steps=17", "trainer.log_every_n_steps=3")).trainer
     assert trainer.max_steps == 17 and trainer.log_every_n_steps == 3
+
+
+def test_plus_trainer_arguments_reach_lightnings_trainer(compose_cfg):
+    """`+trainer.NAME=VALUE` is not an unknown key: the Trainer reads (and checks) it."""
+    parts = build(compose_cfg(*TINY, "+trainer.gradient_clip_val=0.5"))
+    assert parts.trainer.gradient_clip_val == 0.5
 
 
 @pytest.mark.parametrize(
@@ -160,3 +167,12 @@ def test_every_published_result_belongs_to_an_experiment_config():
         name = summary.parent.name
         assert name in experiments, f"scripts/results/{name}/ has no conf/experiment/{name}.yaml"
         assert summary.read_text().startswith(f"# {name}: "), summary
+
+
+def test_a_search_without_its_extra_names_the_install_command(monkeypatch):
+    assert missing_extra(["heads=2", "scale=false"]) is None
+    monkeypatch.setitem(
+        OPTIONAL_EXTRAS, "hparams_search", ("hydra_plugins.not_installed", "optuna")
+    )
+    why = missing_extra(["heads=2", "hparams_search=lr_warmup"])
+    assert "hparams_search=lr_warmup" in why and "uv sync --extra optuna" in why

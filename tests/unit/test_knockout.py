@@ -1,9 +1,13 @@
 """Head knock-out (Michel et al. 2019): a head mask on the attention module, not a model copy."""
 
+import json
+
 import pytest
 import torch
 
 from src.modules import MultiHeadAttention, TransformerLM, head_knockout_losses, knockout_mask
+from src.training.run import train
+from tests.helpers import TINY, read_events
 
 
 def _attention() -> tuple[MultiHeadAttention, torch.Tensor]:
@@ -84,16 +88,8 @@ def test_every_run_ends_with_a_knockout_per_head_in_tensorboard(compose_cfg, tmp
     """HeadKnockout runs at the end of a real run: one scalar per (layer, head), a bar image
     per layer, and a base loss equal to the run's own final val loss (same weights, same
     val set, computed independently by Lightning's validation loop)."""
-    import json
-
-    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-
-    from src.training.run import train
-    from tests.helpers import TINY
-
     train(compose_cfg("heads=2", "model.net.layers=2", "model.net.d_model=16", *TINY))
-    events = EventAccumulator(str(tmp_path))
-    events.Reload()
+    events = read_events(tmp_path)
     tags = events.Tags()
     expected = {f"knockout/layer{layer}/head{head}" for layer in (0, 1) for head in (0, 1)}
     assert expected <= set(tags["scalars"])

@@ -1,28 +1,13 @@
-"""The CPU thread policy and the `threads=` knob (bytecode at install: .ci/run checks it)."""
+"""The CPU thread policy: the `threads=` knob, a sweep job's share of the cores, and an
+exported OMP_NUM_THREADS, as decided and as a run uses them (what a run in a fresh process
+says in train.log: tests/integration/test_train_script.py)."""
 
 from __future__ import annotations
 
-import os
-import re
-from pathlib import Path
-
 import pytest
-import tomllib
 
-from src.preflight.threads import ThreadPolicy, thread_policy
-from tests.helpers import ROOT, TINY, TRAIN_SCRIPT, run_script
-
-
-def test_uv_compiles_bytecode_at_install():
-    """uv reads `[tool.uv] compile-bytecode` (as `uv sync --compile-bytecode`); .ci/run checks
-    that its own sync left lightning's .pyc files (no second environment in a test)."""
-    settings = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["uv"]
-    assert settings["compile-bytecode"] is True
-    ci = (ROOT / ".ci" / "run").read_text()
-    sync = ci.index("sync --locked")
-    check = ci.index("site-packages/lightning/*' -name '*.pyc'")
-    assert sync < check < ci.index("pytest")
-
+from src.preflight.threads import ThreadPolicy, thread_policy, threads_per_job
+from tests.helpers import TINY
 
 ONE = "the policy: 1 thread, robust when the 8 cores are shared (threads=N for more)"
 SHARE = "this job's share of the CPU cores"
@@ -112,12 +97,20 @@ def test_an_exported_omp_num_threads_is_left_to_torch(
     assert set(probe.seen) == {2}
 
 
-@pytest.mark.slow
-def test_a_run_uses_one_thread_by_default_and_says_so_first_in_train_log(tmp_path: Path):
-    """In a fresh process, as typed, nothing exported: the threads in use head train.log."""
-    env = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "OMP_NUM_THREADS")}
-    proc = run_script(TRAIN_SCRIPT, *TINY, "trainer.max_steps=2", cwd=tmp_path, env=env)
-    assert proc.returncode == 0, proc.stderr
-    (log_file,) = tmp_path.glob("logs/runs/*/train.log")
-    first = log_file.read_text().splitlines()[0]
-    assert re.search(r"torch threads: 1 \(the policy: 1 thread", first), first
+@pytest.mark.parametrize(
+    "launcher, cpus, threads",
+    [
+        (None, 2, None),  # a single run or the basic launcher: torch decides
+        ({"n_jobs": 2}, 2, 1),
+        ({"n_jobs": -1}, 8, 1),  # joblib's -1: all cores, one job each
+        ({"n_jobs": -2}, 8, 1),  # 7 jobs on 8 cores
+        ({"n_jobs": 2}, 16, 8),
+        ({"n_jobs": 2, "cpus_per_task": None}, 4, 2),
+        ({"cpus_per_task": 3}, 16, 3),  # submitit: what each job was given
+    ],
+)
+def test_threads_per_job_divides_the_cores(launcher, cpus, threads):
+    from omegaconf import OmegaConf
+
+    node = OmegaConf.create(launcher) if launcher is not None else None
+    assert threads_per_job(node, cpus) == threads
