@@ -1,6 +1,7 @@
 """What tests share: the repository's paths, the tiny run config, composing a config, running
-a script as a user would, and reading what a run wrote. A module of its own (not conftest,
-which pytest loads itself) so every test imports it one way: `from tests.helpers import ...`."""
+a script as a user would, reading what a run wrote, and run folders made by hand. A module
+of its own (not conftest, which pytest loads itself) so every test imports it one way:
+`from tests.helpers import ...`."""
 
 from __future__ import annotations
 
@@ -17,10 +18,12 @@ from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig, open_dict
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
+from src.analysis import metric_names as names
 from src.paths import CONF_DIR as CONF
 from src.paths import ROOT, TRAIN_SCRIPT
 
 __all__ = [
+    "BASE_CONFIG",
     "CONF",
     "DIVERGING",
     "HIGH_LR",
@@ -33,11 +36,15 @@ __all__ = [
     "TRAIN_SCRIPT",
     "assert_refused_before_training",
     "compose_config",
+    "finished_record",
     "free_port",
     "group_options",
+    "make_run_folder",
+    "make_run_folders",
     "read_events",
     "run_script",
     "run_sweep",
+    "seeds_column",
     "snapshot",
     "start_python",
     "start_script",
@@ -186,3 +193,71 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 def group_options(group: str) -> list[str]:
     return sorted(p.stem for p in (CONF / group).glob("*.yaml"))
+
+
+def make_run_folder(
+    root: Path,
+    name: str,
+    heads: int = 1,
+    seed: int = 0,
+    record: dict | str | bytes | None = None,
+    curves: dict[str, list[tuple[int, float]]] | None = None,
+    *,
+    config: str | None = None,
+    overrides: Iterable[str] | None = None,
+) -> Path:
+    """root/NAME made by hand as scripts/train.py leaves a run folder, no training: its
+    .hydra/config.yaml (`config`'s text; by default heads, scale, seed and the Sort task),
+    its .hydra/overrides.yaml when `overrides` are given, its record metrics.json (a dict
+    is written as JSON, str or bytes as they are; None: none written) and real TensorBoard
+    events (`curves`: {tag: [(step, value), ...]}). Returns the folder."""
+    run = root / name
+    (run / ".hydra").mkdir(parents=True)
+    if config is None:
+        config = (
+            f"heads: {heads}\nscale: true\nseed: {seed}\ntask:\n  _target_: src.data.tasks.Sort\n"
+        )
+    (run / ".hydra" / "config.yaml").write_text(config)
+    if overrides is not None:
+        (run / ".hydra" / "overrides.yaml").write_text("".join(f"- {o}\n" for o in overrides))
+    if isinstance(record, dict):
+        record = json.dumps(record)
+    if isinstance(record, str):
+        (run / "metrics.json").write_text(record)
+    elif isinstance(record, bytes):
+        (run / "metrics.json").write_bytes(record)
+    if curves:
+        from torch.utils.tensorboard import SummaryWriter
+
+        writer = SummaryWriter(log_dir=str(run))
+        for tag, points in curves.items():
+            for step, value in points:
+                writer.add_scalar(tag, value, step)
+        writer.close()
+    return run
+
+
+# The rest of a hand-made run's .hydra/config.yaml, after the keys a test varies (for
+# make_run_folders): the Sort task, a learning rate and a width every run shares.
+BASE_CONFIG = (
+    "task:\n  _target_: src.data.tasks.Sort\nmodel:\n  lr: 0.003\n  net:\n    d_model: 64\n"
+)
+
+
+def make_run_folders(root: Path, configs: Iterable[str]) -> None:
+    """One run folder per text of .hydra/config.yaml in `configs`, named 0_run, 1_run, ...
+    under `root` (as make_run_folder makes them: no record, no events)."""
+    for i, config in enumerate(configs):
+        make_run_folder(root, f"{i}_run", config=config)
+
+
+def finished_record(loss: float = 0.1) -> dict:
+    """A finished run's metrics.json (for make_run_folder): step 60, its val/loss `loss`."""
+    return {"status": "finished", "step": 60, "metrics": {names.VAL_LOSS: loss}}
+
+
+def seeds_column(summary: str, label: str) -> str:
+    """The last column of compare's table (finished/all seeds, and the other statuses
+    counted) in the row labelled `label`, from summary.md or compare.py's printed table."""
+    (row,) = [line for line in summary.splitlines() if line.startswith(f"| {label} |")]
+    return row.split("|")[-2].strip()

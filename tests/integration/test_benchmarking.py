@@ -1,30 +1,18 @@
-"""The bench: its helpers (src/bench/), its bad input, its failures raised by the library and
-turned into exit codes by scripts/bench.py, and its --gpu code path on CPU at a tiny shape.
-No timings are asserted: only arithmetic and behaviour."""
+"""The bench's processes: its probes, its child processes and their memory, its failures
+raised by the library and turned into exit codes by scripts/bench.py, its bad input, and its
+--gpu code path on CPU at a tiny shape. No timings are asserted: only arithmetic and
+behaviour. (Its in-process helpers: tests/unit/test_bench_measure.py and
+test_bench_lightning_gap.py.)"""
 
 from __future__ import annotations
 
-import math
 import subprocess
 
 import pytest
 
 import src.bench.timed_loops as loops
 from src.bench.errors import BadInput, BenchError
-from src.bench.measure import (
-    ProcessResult,
-    alternate,
-    child_env,
-    flops_per_token,
-    format_row,
-    goal_met,
-    median,
-    mfu,
-    peak_tflops_for,
-    ratio,
-    run_timed,
-)
-from src.bench.rows_model import GAP_ARMS, GAP_PARTS, lightning_gap_rows
+from src.bench.measure import ProcessResult, format_row, goal_met, run_timed
 from src.bench.rows_process import check_exit
 from src.bench.rows_sweeps import wall_seconds
 from src.bench.shapes import GPU_ON_CPU_TINY_SHAPE, preflight
@@ -32,63 +20,6 @@ from src.paths import SCRIPTS_DIR
 from tests.helpers import PYTHON, ROOT, run_script
 
 BENCH = SCRIPTS_DIR / "bench.py"
-
-
-def test_median_and_ratio():
-    assert median([3.0, 1.0, 2.0]) == 2.0
-    assert median([4.0, 1.0, 2.0, 3.0]) == 2.5
-    with pytest.raises(ValueError):
-        median([])
-    assert ratio(1.0, 4.0) == 0.25
-    assert math.isnan(ratio(1.0, 0.0))
-
-
-def test_alternate_interleaves_and_reverses_every_other_round():
-    order = []
-    arms = {name: (lambda n=name: order.append(n) or len(order)) for name in "abc"}
-    samples = alternate(arms, 3)
-    assert order == list("abccbaabc")
-    assert samples == {"a": [1, 6, 7], "b": [2, 5, 8], "c": [3, 4, 9]}
-
-
-@pytest.mark.parametrize(
-    "value, goal, expected",
-    [
-        (0.96, ">= 0.95", "met"),
-        (0.94, ">= 0.95", "not met"),
-        (3.9, "<= 4 s", "met"),
-        (4.1, "<= 4 s", "not met"),
-        (1.2, "> 1 is faster", "met"),
-        (0.001, "< 1e-2", "met"),
-        (5.0, "(inspection only)", ""),
-        (5.0, "", ""),
-        (float("nan"), ">= 0.5", ""),
-    ],
-)
-def test_goal_met(value, goal, expected):
-    assert goal_met(value, goal) == expected
-
-
-def test_format_row_shows_goal_and_whether_it_is_met():
-    row = {"what": "x", "value": 0.5, "goal": ">= 0.95", "detail": "d"}
-    assert format_row(row) == "| x | 0.5 | >= 0.95 | not met | d |"
-    text = {"what": "backend", "value": "flash", "goal": "flash or memory-efficient", "detail": ""}
-    assert format_row(text) == "| backend | flash | flash or memory-efficient |  |  |"
-
-
-def test_child_env_drops_thread_variables():
-    env = child_env({"PATH": "/bin", "OMP_NUM_THREADS": "1", "OMP_WAIT_POLICY": "ACTIVE"}, A="1")
-    assert env == {"PATH": "/bin", "A": "1"}
-
-
-def test_flops_and_mfu_arithmetic():
-    # GPT-2 small as nanoGPT counts it: 6N + 12*L*H*Q*T with N = 124M - 1024*768 positions.
-    n = 124_439_808 - 1024 * 768
-    assert flops_per_token(n, 12, 12, 64, 1024) == 6 * n + 12 * 12 * 12 * 64 * 1024
-    assert mfu(1e5, 10**9, 1000.0) == pytest.approx(0.1)  # 1e14 FLOP/s of 1e15
-    assert peak_tflops_for("NVIDIA H200", None) == 790.0
-    assert peak_tflops_for("NVIDIA H200", 989.0) == 989.0
-    assert peak_tflops_for("Some GPU", None) is None
 
 
 def test_gpu_mode_runs_on_cpu_at_a_tiny_shape(tmp_path):
@@ -206,46 +137,6 @@ def test_gpu_mode_without_a_gpu_exits_2():
     assert proc.returncode == 2
     assert "error: --gpu needs an NVIDIA GPU" in proc.stderr
     assert "Traceback" not in proc.stderr
-
-
-def test_the_lightning_gap_profile_names_each_part_and_measures_every_arm():
-    """Each GAP_PARTS row subtracts two arms that exist; every arm really trains (the
-    manual-optimisation arm included) and returns a positive step time."""
-    for _, arm, against in GAP_PARTS:
-        assert arm in GAP_ARMS and against in GAP_ARMS
-    steps = {name: f(["~callbacks"], 3, 2, "cpu") for name, f in GAP_ARMS.items()}
-    assert all(0 < s < 10 for s in steps.values()), steps
-    rows = lightning_gap_rows(quick=True, repeats=1)
-    assert [r["what"] for r in rows] == [
-        f"Lightning gap: {what} (ms/step)" for what, _, _ in GAP_PARTS
-    ]
-
-
-def test_manual_optimisation_arm_takes_the_same_steps_as_the_automatic_one(tmp_path):
-    """The gap profile's manual arm must do the same training, or its difference to the
-    automatic arm is not the closure's cost: same weights after 5 steps."""
-    import lightning as L
-    import torch
-
-    weights = []
-    for manual in (False, True):
-        cfg, parts = loops.build_parts(
-            ["~callbacks", "~logger", "trainer.max_steps=5"], str(tmp_path)
-        )
-        model = parts.model
-        if manual:
-            loops.make_manual(model)
-        L.Trainer(
-            max_steps=5,
-            logger=False,
-            enable_checkpointing=False,
-            enable_progress_bar=False,
-            enable_model_summary=False,
-            limit_val_batches=0,
-            num_sanity_val_steps=0,
-        ).fit(model, datamodule=parts.datamodule)
-        weights.append(torch.cat([p.detach().flatten() for p in model.parameters()]))
-    torch.testing.assert_close(weights[0], weights[1])
 
 
 def test_run_timed_reports_the_childs_own_peak_memory_not_its_parents():

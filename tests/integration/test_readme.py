@@ -57,7 +57,7 @@ SKIP: dict[str, str] = {
     ),
     "python scripts/compare.py logs/multiruns/<time>_": (
         "--publish on the sweep of an experiment skipped above; compare.py itself runs here on "
-        "the sweep of `-m heads=1,2`, and test_sweep.py runs --publish"
+        "the sweep of `-m heads=1,2`, and test_compare_summary.py runs --publish"
     ),
 }
 

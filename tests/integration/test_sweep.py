@@ -1,4 +1,5 @@
-"""A real multirun, then compare.py on it; and compare.py's refusals."""
+"""A real multirun, then compare.py on it; and compare.py's refusals, run as a script.
+(compare() on hand-made run folders, in this process: tests/unit/test_compare_summary.py.)"""
 
 import json
 import shutil
@@ -8,11 +9,17 @@ import numpy as np
 import pytest
 
 from src.analysis.compare import compare
-from src.analysis.plots import choose_x
 from src.analysis.runs import CompareError, load_runs
-from src.analysis.summary import wilson_interval
 from src.preflight.threads import available_cpus
-from tests.helpers import ROOT, TINY, TRAIN_SCRIPT, run_script, run_sweep
+from tests.helpers import (
+    BASE_CONFIG,
+    ROOT,
+    TINY,
+    TRAIN_SCRIPT,
+    make_run_folders,
+    run_script,
+    run_sweep,
+)
 
 COMPARE_SCRIPT = ROOT / "scripts" / "compare.py"
 
@@ -123,16 +130,6 @@ def test_compare_refuses_a_folder_without_runs(tmp_path):
     assert "Traceback" not in proc.stderr
 
 
-def test_compare_refuses_mixed_tasks(tmp_path):
-    for i, task in enumerate(["src.data.tasks.Sort", "src.data.tasks.Copy"]):
-        hydra_dir = tmp_path / f"{i}_run" / ".hydra"
-        hydra_dir.mkdir(parents=True)
-        (hydra_dir / "overrides.yaml").write_text(f"- seed={i}\n")
-        (hydra_dir / "config.yaml").write_text(f"task:\n  _target_: {task}\n")
-    with pytest.raises(CompareError, match=r"mix tasks \(Copy: 1 runs, Sort: 1 runs\)"):
-        load_runs(tmp_path)
-
-
 def test_unknown_experiment_lists_the_available_ones(tmp_path):
     proc = run_script(TRAIN_SCRIPT, "experiment=nope", cwd=tmp_path, timeout=120)
     assert proc.returncode != 0
@@ -140,99 +137,10 @@ def test_unknown_experiment_lists_the_available_ones(tmp_path):
     assert "scale_vs_heads" in proc.stderr
 
 
-def _fake_runs(root, configs):
-    for i, config in enumerate(configs):
-        hydra_dir = root / f"{i}_run" / ".hydra"
-        hydra_dir.mkdir(parents=True)
-        (hydra_dir / "config.yaml").write_text(config)
-
-
-BASE = "task:\n  _target_: src.data.tasks.Sort\nmodel:\n  lr: 0.003\n  net:\n    d_model: 64\n"
-
-
-def test_rows_are_labelled_by_the_config_keys_that_differ_only(tmp_path):
-    """Single runs made with different overrides (logs/runs) are named by what differs."""
-    _fake_runs(
-        tmp_path,
-        [
-            f"heads: 2\nseed: 0\n{BASE}",
-            f"heads: 4\nseed: 1\n{BASE}".replace("lr: 0.003", "lr: 0.01"),
-            f"heads: 4\nseed: 2\n{BASE}",
-        ],
-    )
-    labels = [r.label for r in load_runs(tmp_path)]
-    assert labels == ["heads=2,model.lr=0.003", "heads=4,model.lr=0.01", "heads=4,model.lr=0.003"]
-    assert choose_x(load_runs(tmp_path)) == "heads"
-
-
 def test_compare_refuses_a_sweep_in_which_no_knob_varies(tmp_path):
-    _fake_runs(tmp_path, [f"heads: 2\nseed: {i}\n{BASE}" for i in range(3)])
+    make_run_folders(tmp_path, [f"heads: 2\nseed: {i}\n{BASE_CONFIG}" for i in range(3)])
     with pytest.raises(CompareError, match="no knob varies"):
         compare(tmp_path)
     proc = run_script(COMPARE_SCRIPT, str(tmp_path), timeout=120)
     assert proc.returncode != 0 and "no knob varies" in proc.stderr
     assert "Traceback" not in proc.stderr
-
-
-@pytest.mark.parametrize(
-    ("successes", "n", "low", "high"),
-    # Wilson (1927) score intervals at z = 1.96, as statsmodels' proportion_confint gives them
-    [(0, 8, 0.0, 0.3244), (8, 8, 0.6756, 1.0), (4, 8, 0.2152, 0.7848), (1, 1, 0.2065, 1.0)],
-)
-def test_wilson_interval_matches_the_published_formula(successes, n, low, high):
-    got = wilson_interval(successes, n)
-    assert got == pytest.approx((low, high), abs=1e-4)
-
-
-def test_temperature_is_plotted_as_one_over_scale(tmp_path):
-    """The tutorial's T = 1/scale as a knob compare.py can put on the x axis."""
-    import json
-
-    scales = ["0.0625", "0.25", "1.0", "4.0"]
-    _fake_runs(tmp_path, [f"heads: 4\nscale: {s}\nseed: 0\n{BASE}" for s in scales])
-    for i, run in enumerate(sorted(tmp_path.iterdir())):
-        metrics = {"val/loss": 0.1 * (i + 1), "val/exact_match": 1.0 - 0.2 * i}
-        (run / "metrics.json").write_text(json.dumps({"status": "finished", "metrics": metrics}))
-    runs = load_runs(tmp_path)
-    assert choose_x(runs) == "scale" and choose_x(runs, "temperature") == "temperature"
-    compare(tmp_path, x="temperature")
-    assert (tmp_path / "final_vs_temperature.png").is_file()
-    (tmp_path / "0_run" / ".hydra" / "config.yaml").write_text(
-        f"heads: 4\nscale: true\nseed: 0\n{BASE}"
-    )
-    with pytest.raises(CompareError, match="needs scale to be a positive number"):
-        choose_x(load_runs(tmp_path), "temperature")
-
-
-def _finished(run, loss: float) -> None:
-    metrics = {"val/loss": loss, "val/exact_match": 1.0 - loss}
-    (run / "metrics.json").write_text(json.dumps({"status": "finished", "metrics": metrics}))
-
-
-def test_publish_files_an_experiments_results_under_its_name_and_nothing_else(
-    tmp_path, monkeypatch
-):
-    """compare.py --publish: scripts/results/NAME/ for a sweep of experiment=NAME (read from
-    the runs' .hydra/hydra.yaml), replacing a plot against another knob; refused otherwise."""
-    monkeypatch.setattr("src.runs.folders.RESULTS_DIR", tmp_path / "results")
-    sweep = tmp_path / "sweep"
-    _fake_runs(sweep, [f"heads: {h}\nseed: 0\n{BASE}" for h in (1, 2)])
-    for i, run in enumerate(sorted(sweep.iterdir())):
-        _finished(run, 0.1 * (i + 1))
-    with pytest.raises(CompareError, match="--publish .* experiment=NAME"):
-        compare(sweep, publish=True)  # no experiment recorded: nowhere to file it
-    for run in sweep.iterdir():
-        (run / ".hydra" / "hydra.yaml").write_text(
-            "hydra:\n  runtime:\n    choices:\n      experiment: heads_phase\n"
-        )
-    target = tmp_path / "results" / "heads_phase"
-    target.mkdir(parents=True)
-    (target / "final_vs_seed.png").write_text("stale")
-    compare(sweep, publish=True)
-    assert sorted(p.name for p in target.iterdir()) == [
-        "final_vs_heads.png",
-        "loss_curves.png",
-        "summary.md",
-    ]
-    assert (target / "summary.md").read_text() == (sweep / "summary.md").read_text()
-    assert (target / "summary.md").read_text().startswith("# heads_phase: Sort, 2/2 runs")

@@ -1,7 +1,8 @@
 """compare.py's reading of run folders: every run is listed with its status (the rest of
-compare's tests: tests/integration/test_compare_records.py and test_sweep.py)."""
+compare's tests: test_compare_records.py and test_compare_summary.py here, and
+tests/integration/test_compare_records.py and test_sweep.py)."""
 
-import json
+from tests.helpers import make_run_folder
 
 
 def test_compare_lists_refused_and_running_runs(tmp_path):
@@ -13,13 +14,10 @@ def test_compare_lists_refused_and_running_runs(tmp_path):
         ("1_seed=-1", {"status": "refused", "error": "seed=-1 is not allowed"}),
         ("2_seed=2", {"status": "running"}),
     ]:
-        run = tmp_path / name
-        (run / ".hydra").mkdir(parents=True)
-        (run / ".hydra" / "overrides.yaml").write_text(f"- {name.split('_', 1)[1]}\n")
         seed = name.split("=", 1)[1]
         config = f"seed: {seed}\ntask:\n  _target_: src.data.tasks.Sort\n"
-        (run / ".hydra" / "config.yaml").write_text(config)
-        (run / "metrics.json").write_text(json.dumps(record))
+        overrides = [name.split("_", 1)[1]]
+        make_run_folder(tmp_path, name, record=record, config=config, overrides=overrides)
     assert [(r.seed, r.status) for r in load_runs(tmp_path)] == [
         ("0", "finished"),
         ("-1", "refused"),

@@ -147,7 +147,7 @@ def test_an_experiments_sweep_folder_and_results_folder_are_named_after_its_conf
 ):
     """conf/experiment/NAME.yaml is the one source of NAME: its sweep folder ends with it, and
     its runs record it, which is what compare.py --publish reads to pick scripts/results/NAME/
-    (tests/integration/test_sweep.py publishes a real one)."""
+    (tests/unit/test_compare_summary.py publishes one)."""
     register_resolvers()
     overrides = [f"experiment={experiment}", f"paths.log_dir={tmp_path}"]
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
