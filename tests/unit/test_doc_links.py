@@ -63,3 +63,20 @@ def test_every_relative_link_points_at_a_file_and_heading_that_exist(doc: Path):
         elif anchor and anchor not in anchors(file.read_text(encoding="utf-8")):
             broken.append(f"line {line}: {target} (no heading #{anchor} in {name})")
     assert not broken, f"{doc.relative_to(ROOT)}:\n" + "\n".join(broken)
+
+
+@pytest.mark.parametrize("doc", DOCS, ids=lambda doc: str(doc.relative_to(ROOT)))
+def test_every_table_has_a_header_row_and_a_separator(doc: Path):
+    """A markdown table renders only from a header row followed by `|---|` separators: a table
+    that starts at its separator shows as a paragraph of pipes."""
+    lines = re.sub(r"(?ms)^```.*?^```", "", doc.read_text(encoding="utf-8")).splitlines()
+    separator = re.compile(r"^\|\s*:?-{3}")
+    broken = []
+    for number, line in enumerate(lines, start=1):
+        starts = line.startswith("|") and (number == 1 or not lines[number - 2].startswith("|"))
+        if starts and (
+            separator.match(line)
+            or not separator.match(lines[number] if number < len(lines) else "")
+        ):
+            broken.append(f"line {number}: {line[:60]}")
+    assert not broken, f"tables without a header row and separator in {doc.name}: {broken}"
