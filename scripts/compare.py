@@ -17,8 +17,6 @@ from typing import NoReturn
 from src.analysis.compare import compare
 from src.analysis.runs import EXACT, CompareError
 from src.paths import RESULTS_DIR, ROOT
-from src.runs.folders import results_dir
-from src.runs.records import read_experiment
 
 
 def refuse(message: str) -> NoReturn:
@@ -57,15 +55,16 @@ def main() -> None:
             f"{args.sweep_dir} is not a folder; pass a sweep folder such as logs/multiruns/<time>."
         )
     try:
-        print(compare(args.sweep_dir, args.threshold_metric, args.threshold, args.x, args.publish))
+        result = compare(
+            args.sweep_dir, args.threshold_metric, args.threshold, args.x, args.publish
+        )
     except CompareError as err:
         refuse(str(err))
-    written = ", ".join(p.name for p in sorted(args.sweep_dir.glob("final_vs_*.png")))
-    print(f"\nwrote loss_curves.png, {written} and summary.md into {args.sweep_dir}")
-    if args.publish:
-        # compare checked that the runs it read agree; a damaged hydra.yaml names none
-        found = (read_experiment(h.parent)[0] for h in args.sweep_dir.rglob(".hydra"))
-        print(f"and copied them to {results_dir(next(name for name in found if name))}")
+    print(result.text)
+    curves, final, summary = (file.name for file in result.written)
+    print(f"\nwrote {curves}, {final} and {summary} into {args.sweep_dir}")
+    if result.published is not None:
+        print(f"and copied them to {result.published}")
 
 
 if __name__ == "__main__":

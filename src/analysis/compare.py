@@ -8,6 +8,7 @@ The parts live by concern: reading the runs (`runs`), the table (`summary`), the
 from __future__ import annotations
 
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
 
 from src.analysis.plots import choose_x, plot, plot_final_vs_knob
@@ -16,18 +17,27 @@ from src.analysis.summary import how_to_read, markdown_table, summarise
 from src.runs.folders import results_dir
 
 
+@dataclass(frozen=True)
+class Compared:
+    """What `compare` made: the table, then a line for each record that could not be read as
+    it is (load_runs, run_curves); the files it wrote; where it filed them (publish)."""
+
+    text: str
+    written: tuple[Path, ...]
+    published: Path | None = None
+
+
 def compare(
     sweep_dir: Path,
     threshold_metric: str = EXACT,
     threshold: float = 0.9,
     x: str | None = None,
     publish: bool = False,
-) -> str:
-    """Write loss_curves.png, final_vs_<knob>.png and summary.md into `sweep_dir`; return
-    the table, then a line for each record that could not be read as it is (load_runs,
-    run_curves), which summary.md keeps too. `publish`: copy them to the experiment's results
-    folder too (`results_dir`). What cannot be compared raises CompareError before anything is
-    written."""
+) -> Compared:
+    """Write loss_curves.png, final_vs_<knob>.png and summary.md into `sweep_dir`, and say
+    what was written (summary.md keeps the unreadable-record lines too). `publish`: copy them
+    to the experiment's results folder too (`results_dir`). What cannot be compared raises
+    CompareError before anything is written."""
     notes: list[str] = []
     runs = load_runs(sweep_dir, notes)
     experiment = experiment_name(runs)
@@ -51,11 +61,14 @@ def compare(
         f"{status_counts(runs)}\n\n{how_to_read(threshold_metric, threshold)}\n\n"
         f"{table}\n" + "".join(f"\n- {note}" for note in notes) + ("\n" if notes else "")
     )
+    written = (curves_plot, final_plot, summary)
+    target = None
     if publish:
         target = results_dir(experiment)
         target.mkdir(parents=True, exist_ok=True)
         for old in target.glob("final_vs_*.png"):  # a plot against another knob is stale
             old.unlink()
-        for written in (curves_plot, final_plot, summary):
-            shutil.copy2(written, target / written.name)
-    return table + ("\n\n" + "\n".join(notes) if notes else "")
+        for file in written:
+            shutil.copy2(file, target / file.name)
+    text = table + ("\n\n" + "\n".join(notes) if notes else "")
+    return Compared(text, written, target)

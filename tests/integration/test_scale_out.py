@@ -96,7 +96,7 @@ def test_submitit_local_sweep_runs_jobs_as_processes_and_compare_reads_it(tmp_pa
     assert (sweep / ".submitit").is_dir()  # submitit ran them, with its own logs
     for run in runs:
         assert "torch threads: 1" in (run.path / "train.log").read_text()
-    assert "heads=1" in compare(sweep)
+    assert "heads=1" in compare(sweep).text
 
 
 @pytest.mark.slow

@@ -41,7 +41,7 @@ def damaged_sweep(tmp_path_factory):
         runs[kind] = make_run_folder(sweep, f"{seed + 1}_heads=2,seed={seed}", 2, seed, content)
     (runs["a folder"] / "metrics.json").mkdir()
     (runs["a link to nothing"] / "metrics.json").symlink_to(sweep / "nowhere.json")
-    return sweep, runs, compare(sweep)
+    return sweep, runs, compare(sweep).text
 
 
 @pytest.mark.parametrize("kind", DAMAGED)
@@ -90,7 +90,7 @@ def test_a_damaged_config_is_named_and_its_run_skipped(tmp_path):
     missing = make_run_folder(tmp_path, "3", heads=4, record=finished_record())
     (missing / ".hydra" / "config.yaml").unlink()
     (tmp_path / "1" / ".hydra" / "hydra.yaml").write_text("hydra: {runtime: [")
-    output = compare(tmp_path)
+    output = compare(tmp_path).text
     assert [r.path.name for r in load_runs(tmp_path)] == ["0", "1"]
     assert f"damaged config: {cut / '.hydra' / 'config.yaml'} (not YAML: " in output
     assert f"damaged config: {missing / '.hydra' / 'config.yaml'} (missing); run skipped" in (
@@ -130,7 +130,7 @@ def test_a_copied_run_has_its_originals_curves_and_the_original_is_not_counted(t
     assert runs[copy].curves == runs[trained].curves  # the original's, same points as written
     assert runs[copy].curves[names.ATTN_ENTROPY][0] == [10, 20]
     assert runs[gone].curves == {}
-    output = compare(sweep)
+    output = compare(sweep).text
     assert f"no curves for {gone}: it was copied from {tmp_path / 'x'}, which is gone" in output
     assert "(" not in seeds_column(output, "heads=1")  # 1/1: the copy is a finished run
 
@@ -170,7 +170,7 @@ def test_a_resumed_run_is_stitched_onto_the_runs_it_resumed(tmp_path):
             [1.0, 1.0, 1.0, 2.0, 2.0, 3.0, 3.0, 3.0, 3.0],
         )
         assert runs[alone].curves[tag] == ([60, 70, 80, 90], [3.0] * 4)
-    output = compare(sweep)
+    output = compare(sweep).text
     assert f"curves of {alone} start where it resumed: the run it resumed, " in output
     assert "which is gone" in output
 

@@ -92,11 +92,20 @@ def test_publish_files_an_experiments_results_under_its_name_and_nothing_else(
     target = tmp_path / "results" / "heads_phase"
     target.mkdir(parents=True)
     (target / "final_vs_seed.png").write_text("stale")
-    compare(sweep, publish=True)
+    (target / "README.md").write_text("the write-up\n")  # never overwritten by a publish
+    result = compare(sweep, publish=True)
+    assert result.published == target
+    assert [p.name for p in result.written] == [
+        "loss_curves.png",
+        "final_vs_heads.png",
+        "summary.md",
+    ]
     assert sorted(p.name for p in target.iterdir()) == [
+        "README.md",
         "final_vs_heads.png",
         "loss_curves.png",
         "summary.md",
     ]
+    assert (target / "README.md").read_text() == "the write-up\n"
     assert (target / "summary.md").read_text() == (sweep / "summary.md").read_text()
     assert (target / "summary.md").read_text().startswith("# heads_phase: Sort, 2/2 runs")
