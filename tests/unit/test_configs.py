@@ -86,6 +86,20 @@ def test_bad_values_raise_config_error_naming_the_key_once(compose_cfg, override
     assert text.count(named) == 1 and "invalid value in" not in text, text
 
 
+@pytest.mark.parametrize(
+    "knob, value, built", [("heads", "2", 2), ("scale", "false", False), ("scale", "0.5", 0.5)]
+)
+def test_the_networks_heads_and_scale_are_set_at_the_top_level_only(
+    compose_cfg, knob, value, built
+):
+    """README, The knobs: `model.net.heads=2` is refused with the top-level key to use, so one
+    key says what every run used."""
+    with pytest.raises(ConfigError) as refused:
+        build(compose_cfg(f"model.net.{knob}={value}"))
+    assert str(refused.value).endswith(f"Use {knob}={value} instead.")
+    assert getattr(build(compose_cfg(f"{knob}={value}")).model.net.config, knob) == built
+
+
 def test_an_argument_named_without_a_config_key_says_where_it_came_from(compose_cfg):
     with pytest.raises(ConfigError, match=r"^invalid value in `model.net`: .*'no_such_knob'"):
         build(compose_cfg("+model.net.no_such_knob=1"))
