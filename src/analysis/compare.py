@@ -11,7 +11,7 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from src.analysis.plots import choose_x, plot, plot_final_vs_knob
+from src.analysis.plots import choose_x, curves_figure, final_vs_knob_figure, save
 from src.analysis.runs import EXACT, CompareError, experiment_name, load_runs, status_counts
 from src.analysis.summary import how_to_read, markdown_table, summarise
 from src.runs.folders import results_dir
@@ -52,8 +52,8 @@ def compare(
     table = markdown_table(summarise(runs, threshold_metric, threshold))
     task = runs[0].task
     curves_plot, final_plot = sweep_dir / "loss_curves.png", sweep_dir / f"final_vs_{knob}.png"
-    plot(runs, curves_plot, f"{task} ({len(runs)} runs)")
-    plot_final_vs_knob(runs, knob, final_plot, task, threshold_metric, threshold)
+    save(curves_figure(runs, knob, f"{task} ({len(runs)} runs)"), curves_plot)
+    save(final_vs_knob_figure(runs, knob, task, threshold_metric, threshold), final_plot)
     finished = sum(r.status == "finished" for r in runs)
     summary = sweep_dir / "summary.md"
     summary.write_text(

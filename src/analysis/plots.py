@@ -1,22 +1,35 @@
 """A sweep's figures: curves over steps, and final values against the knob swept.
 
-Matplotlib is imported inside the functions that draw (`_pyplot`), so reading runs and
-building the table never loads it.
+Each figure is built (`curves_figure`, `final_vs_knob_figure`) and then saved (`save`).
+Matplotlib is imported inside the functions that draw (`_pyplot`, log_axis), so reading
+runs and building the table never loads it.
 """
 
 from __future__ import annotations
 
+import math
 import statistics
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 from src.analysis.runs import ENTROPY, EXACT, LOSS, CompareError, Curve, Run, varying_knobs
 from src.analysis.summary import natural_key, succeeded, target_phrase, wilson_interval
 
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
 # Knobs compare.py can plot against that are functions of a config key: the tutorial's
 # softmax temperature is T = 1/scale (scale given as a number).
 DERIVED = {"temperature": ("scale", lambda value: f"{1 / float(value):g}")}
+MOST_CURVES = 6  # configurations in one panel of curves; more are split over panels
+
+
+def _log_axis():
+    """log_axis.readable_log_y, imported only to draw (log_axis loads matplotlib)."""
+    from src.analysis.log_axis import readable_log_y
+
+    return readable_log_y
 
 
 def _pyplot():
@@ -34,23 +47,16 @@ def _colors(plt, count: int):
     return plt.get_cmap("tab10" if count <= 10 else "tab20")
 
 
-def _plain_ticks(ax) -> None:
-    """y tick labels as plain numbers (0.5, 0.001), not 6.56×10^-1, on log axes too."""
-    from matplotlib.ticker import FuncFormatter
-
-    ax.yaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
-    ax.yaxis.set_minor_formatter(FuncFormatter(lambda value, _: ""))
-
-
 def _band_note(groups: list[list]) -> str:
     """What the shaded band is, said only when some configuration has more than one seed."""
     return ", band = min..max across seeds" if any(len(g) > 1 for g in groups) else ""
 
 
-def _save(plt, figure, out_file: Path) -> None:
+def save(figure: Figure, out_file: Path) -> None:
+    """Write the figure as a PNG and let pyplot forget it."""
     figure.tight_layout()
     figure.savefig(out_file, dpi=110)
-    plt.close(figure)
+    _pyplot().close(figure)
 
 
 def _mean_curve(curves: list[Curve]) -> tuple[list[int], list[float], list[float], list[float]]:
@@ -61,40 +67,83 @@ def _mean_curve(curves: list[Curve]) -> tuple[list[int], list[float], list[float
     return common, means, [min(c) for c in columns], [max(c) for c in columns]
 
 
-def plot(runs: list[Run], out_file: Path, title: str) -> None:
-    """Val loss and attention entropy against step: mean over seeds, band = min..max."""
+class _Facet(NamedTuple):
+    """One row of the curves figure: the finished runs it draws, by their legend value."""
+
+    title: str  # the other knobs' values (`task.D=2`), and which legend values if split
+    groups: dict[str, list[Run]]  # legend value -> its finished runs
+
+
+def _facets(runs: list[Run], legend: str) -> list[_Facet]:
+    """A row per combination of the knobs other than `legend`, so each panel's curves
+    differ in the legend knob only; a row that would hold more than MOST_CURVES curves
+    is split by the legend's values, in order."""
+    done = [r for r in runs if r.status == "finished"]
+    values = sorted({knob_value(r, legend) for r in done}, key=natural_key)
+    parts = math.ceil(len(values) / MOST_CURVES) or 1
+    size = math.ceil(len(values) / parts) or 1
+    chunks = [values[i : i + size] for i in range(0, len(values), size)] or [[]]
+    others = _other_knobs(runs, legend)
+    facets = []
+    for combination in sorted({_combination(r, others) for r in done}, key=natural_key):
+        members = [r for r in done if _combination(r, others) == combination]
+        for chunk in chunks:
+            groups = {v: [r for r in members if knob_value(r, legend) == v] for v in chunk}
+            groups = {v: g for v, g in groups.items() if g}
+            split = f"{legend} {chunk[0]}..{chunk[-1]}" if len(chunks) > 1 else ""
+            if groups:
+                facets.append(_Facet(", ".join(t for t in (combination, split) if t), groups))
+    return facets or [_Facet("", {})]
+
+
+def curves_figure(runs: list[Run], legend: str, title: str) -> Figure:
+    """Val loss and attention entropy against step, mean over seeds, band = min..max: one
+    curve per value of the `legend` knob, a row of panels per value of the other knobs
+    (`_facets`); a legend value has one colour in every row."""
     plt = _pyplot()
-    figure, (ax_loss, ax_entropy) = plt.subplots(1, 2, figsize=(13, 5))
-    labels = sorted({r.label for r in runs}, key=natural_key)
-    colors = _colors(plt, len(labels))
-    groups = []
-    for i, label in enumerate(labels):
-        group = [r for r in runs if r.label == label and r.status == "finished"]
-        groups.append(group)
-        for ax, tag in ((ax_loss, LOSS), (ax_entropy, ENTROPY)):
-            curves = [r.curves[tag] for r in group if tag in r.curves and r.curves[tag][0]]
-            if not curves:
-                continue
-            steps, mean, low, high = _mean_curve(curves)
-            ax.plot(
-                steps, mean, color=colors(i), marker="o", markersize=3 if len(steps) > 20 else 5
-            )
-            ax.lines[-1].set_label(f"{label} (n={len(curves)})")
-            ax.fill_between(steps, low, high, color=colors(i), alpha=0.2, linewidth=0)
-    ax_loss.set(xlabel="step", ylabel="val loss", yscale="log", title="validation loss")
-    _plain_ticks(ax_loss)
+    facets = _facets(runs, legend)
+    values = sorted({v for f in facets for v in f.groups}, key=natural_key)
+    colors = _colors(plt, len(values))
+    figure, panels = plt.subplots(
+        len(facets), 2, figsize=(13, 1 + 4.2 * len(facets)), sharey="col", squeeze=False
+    )
+    for (ax_loss, ax_entropy), facet in zip(panels, facets):
+        for value, group in facet.groups.items():
+            color = colors(values.index(value))
+            for ax, tag in ((ax_loss, LOSS), (ax_entropy, ENTROPY)):
+                curves = [r.curves[tag] for r in group if tag in r.curves and r.curves[tag][0]]
+                if not curves:
+                    continue
+                steps, mean, low, high = _mean_curve(curves)
+                size = 3 if len(steps) > 20 else 5
+                ax.plot(steps, mean, color=color, marker="o", markersize=size)
+                if ax is ax_loss:
+                    ax.lines[-1].set_label(f"{legend}={value} (n={len(curves)})")
+                ax.fill_between(steps, low, high, color=color, alpha=0.2, linewidth=0)
+        _label_curve_panels(ax_loss, ax_entropy, facet.title)
+    others = ", ".join(_other_knobs(runs, legend))
+    rows = f"; a row per {others}" if len(facets) > 1 and others else ""
+    groups = [g for f in facets for g in f.groups.values()]
+    figure.suptitle(f"{title}: mean over seeds{_band_note(groups)}{rows}")
+    return figure
+
+
+def _label_curve_panels(ax_loss, ax_entropy, facet: str) -> None:
+    """Axes, titles (with the row's knob values) and legend of one row of curve panels."""
+    readable_log_y = _log_axis()
+    which = f": {facet}" if facet else ""
+    ax_loss.set(xlabel="step", ylabel="val loss", title=f"validation loss{which}")
+    readable_log_y(ax_loss)
     ax_entropy.set(
         xlabel="step",
         ylabel="normalised entropy",
         ylim=(0, 1.02),
-        title="attention entropy (1 = uniform over visible keys)",
+        title=f"attention entropy (1 = uniform over visible keys){which}",
     )
     if ax_loss.lines:
         ax_loss.legend(fontsize=8)
     for ax in (ax_loss, ax_entropy):
         ax.grid(alpha=0.3)
-    figure.suptitle(f"{title}: mean over seeds{_band_note(groups)}")
-    _save(plt, figure, out_file)
 
 
 def _number(value: str | None) -> float | None:
@@ -210,8 +259,8 @@ def _label_panels(panels: Sequence, x: str, axis: _KnobAxis, goal: str) -> None:
         title="success rate, 95% Wilson interval",
     )
     ax_exact.set(ylabel="final val exact match", ylim=(-0.03, 1.03), title="exact match")
-    ax_loss.set(ylabel="final val loss", yscale="log", title="validation loss")
-    _plain_ticks(ax_loss)
+    ax_loss.set(ylabel="final val loss", title="validation loss")
+    _log_axis()(ax_loss)
     ax_entropy.set(
         ylabel="normalised attention entropy",
         ylim=(-0.03, 1.03),
@@ -228,28 +277,34 @@ def _label_panels(panels: Sequence, x: str, axis: _KnobAxis, goal: str) -> None:
         ax.grid(alpha=0.3)
 
 
+def _other_knobs(runs: list[Run], x: str) -> list[str]:
+    """The varying knobs besides `x` (and the knob `x` is derived from)."""
+    hidden = (x, DERIVED[x][0]) if x in DERIVED else (x,)
+    return [k for k in varying_knobs([r.knobs for r in runs]) if k not in hidden]
+
+
+def _combination(run: Run, knobs: list[str]) -> str:
+    """The run's values of `knobs`, as `k=v,...` (`` for none)."""
+    return ",".join(f"{k}={run.knobs.get(k, '-')}" for k in knobs)
+
+
 def _lines(
     runs: list[Run], done: list[Run], x: str, values: list[str]
 ) -> dict[str, dict[str, list[Run]]]:
     """{line: {x value: its finished runs there}}, a line per combination of the values of
     the other varying knobs (`k=v,...`; `` if none), each with the x values it has runs at."""
-    hidden = (x, DERIVED[x][0]) if x in DERIVED else (x,)
-    others = [k for k in varying_knobs([r.knobs for r in runs]) if k not in hidden]
-
-    def line_of(run: Run) -> str:
-        return ",".join(f"{k}={run.knobs.get(k, '-')}" for k in others)
-
+    others = _other_knobs(runs, x)
     lines = {}
-    for line in sorted({line_of(r) for r in done}):
-        members = [r for r in done if line_of(r) == line]
+    for line in sorted({_combination(r, others) for r in done}):
+        members = [r for r in done if _combination(r, others) == line]
         seeds_at = {v: [r for r in members if knob_value(r, x) == v] for v in values}
         lines[line] = {v: g for v, g in seeds_at.items() if g}
     return lines
 
 
-def plot_final_vs_knob(
-    runs: list[Run], x: str, out_file: Path, title: str, threshold_metric: str, threshold: float
-) -> None:
+def final_vs_knob_figure(
+    runs: list[Run], x: str, title: str, threshold_metric: str, threshold: float
+) -> Figure:
     """Final metrics against one knob: one line per combination of the other varying knobs.
 
     Left: the share of seeds that succeeded, with 95% Wilson intervals (what an effect is
@@ -282,4 +337,4 @@ def plot_final_vs_knob(
     figure.suptitle(
         f"{title}: final values against {x}; median over seeds, dots = seeds{_band_note(groups)}"
     )
-    _save(plt, figure, out_file)
+    return figure

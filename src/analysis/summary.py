@@ -8,6 +8,7 @@ cannot hide in a standard deviation.
 from __future__ import annotations
 
 import math
+import re
 import statistics
 
 from src.analysis import metric_names as names
@@ -15,6 +16,7 @@ from src.analysis.runs import ENTROPY, EXACT, LOSS, SATURATED, Curve, Run, statu
 
 EARLY_STEPS = 100  # "early on": gradient norms are averaged over the first steps
 MATTERS = 0.1  # nats: a head "matters" when knocking it out raises the val loss by more
+KNOCKOUT_COUNT = f"heads whose knock-out costs > {MATTERS:g}, per layer"  # _mattering's column
 
 
 def lower_is_better(metric: str) -> bool:
@@ -78,13 +80,30 @@ def early_qk_grad(run: Run) -> float | None:
     return statistics.mean(values) if values else None
 
 
-def knockout_rises(run: Run) -> list[float]:
-    """The run's val-loss rise for each head knocked out (HeadKnockout), any order."""
-    return [
-        values[-1]
-        for tag, (_, values) in run.curves.items()
-        if names.matches(names.KNOCKOUT_HEAD, tag)
+def knockout_rises(run: Run) -> list[list[float]]:
+    """The run's val-loss rise for each head knocked out (HeadKnockout): a list per layer,
+    from layer 0 on, its heads in any order; [] if the run logged no knock-out."""
+    layers = []
+    while True:
+        layer = re.compile(names.pattern(names.KNOCKOUT_HEAD, layer=len(layers)))
+        rises = [values[-1] for tag, (_, values) in run.curves.items() if layer.fullmatch(tag)]
+        if not rises:
+            return layers
+        layers.append(rises)
+
+
+def _mattering(rises: list[list[list[float]]]) -> str:
+    """How many heads of each layer cost more than MATTERS when knocked out, over the seeds
+    (`rises`: knockout_rises of each): `1; 2 of 4` is 1 head in layer 0 and 2 in layer 1,
+    of the 4 each layer has; each count as _spread gives it."""
+    if not rises:
+        return "—"
+    depth, width = max(map(len, rises)), max(len(layer) for r in rises for layer in r)
+    counts = [
+        _spread([float(sum(x > MATTERS for x in r[layer])) for r in rises if layer < len(r)])
+        for layer in range(depth)
     ]
+    return f"{'; '.join(counts)} of {width}"
 
 
 def _spread(values: list[float], centre: str = "median") -> str:
@@ -140,10 +159,8 @@ def summarise(
                 f"W_q,W_k grad, steps ≤{EARLY_STEPS}": _spread(
                     [g for g in map(early_qk_grad, done) if g is not None], "mean"
                 ),
-                "knock-out: largest loss rise": _spread([max(r) for r in rises]),
-                f"heads whose knock-out costs > {MATTERS:g}": _spread(
-                    [float(sum(x > MATTERS for x in r)) for r in rises]
-                ),
+                "knock-out: largest loss rise": _spread([max(map(max, r)) for r in rises]),
+                KNOCKOUT_COUNT: _mattering(rises),
                 "seeds": f"{len(done)}/{len(group)}{status_counts(group)}",
             }
         )
@@ -157,8 +174,9 @@ def how_to_read(threshold_metric: str, threshold: float) -> str:
         f"finished runs ended at {target_phrase(threshold_metric, threshold)}, "
         "with a 95% Wilson interval; medians [min, max] of the final values; "
         "mean ± std for the attention statistics; knock-out = the val-loss rise when one head "
-        "is zeroed (largest over heads, and how many heads cost more than "
-        f"{MATTERS:g} nats); `seeds` = finished/all runs, and how the others ended."
+        "is zeroed (largest over heads, and how many heads of each layer cost more than "
+        f"{MATTERS:g} nats: `1; 2 of 4` is 1 in layer 0 and 2 in layer 1, of 4 heads per layer); "
+        "`seeds` = finished/all runs, and how the others ended."
     )
 
 

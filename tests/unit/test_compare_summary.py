@@ -11,7 +11,7 @@ from src.analysis.compare import compare
 from src.analysis.plots import choose_x
 from src.analysis.runs import CompareError, load_runs
 from src.analysis.summary import wilson_interval
-from tests.helpers import BASE_CONFIG, make_run_folder, make_run_folders
+from tests.helpers import BASE_CONFIG, finished_record, make_run_folder, make_run_folders
 
 
 def test_compare_refuses_mixed_tasks(tmp_path):
@@ -109,3 +109,26 @@ def test_publish_files_an_experiments_results_under_its_name_and_nothing_else(
     assert (target / "README.md").read_text() == "the write-up\n"
     assert (target / "summary.md").read_text() == (sweep / "summary.md").read_text()
     assert (target / "summary.md").read_text().startswith("# heads_phase: Sort, 2/2 runs")
+
+
+def test_knockout_counts_are_per_layer(tmp_path):
+    """A head matters when knocking it out raises the val loss by more than 0.1: counted in
+    each layer, out of that layer's heads, not summed over the layers."""
+    from src.analysis import metric_names as names
+    from src.analysis.summary import summarise
+
+    rises = {  # heads -> (layer, head) -> the val-loss rise with that head knocked out
+        1: {(0, 0): 0.5, (1, 0): 0.7},
+        2: {(0, 0): 0.5, (0, 1): 0.01, (1, 0): 0.02, (1, 1): 0.3},
+    }
+    for heads, rise in rises.items():
+        curves = {names.knockout_tag(*key): [(60, value)] for key, value in rise.items()}
+        curves[names.VAL_LOSS] = [(60, 0.1)]
+        config = f"heads: {heads}\nseed: 0\n{BASE_CONFIG}"
+        make_run_folder(
+            tmp_path, f"{heads}_run", config=config, record=finished_record(), curves=curves
+        )
+    rows = summarise(load_runs(tmp_path))
+    (column,) = [key for key in rows[0] if "knock-out costs" in key]
+    assert "per layer" in column
+    assert [row[column] for row in rows] == ["1; 1 of 1", "1; 1 of 2"]
