@@ -75,10 +75,14 @@ class _Facet(NamedTuple):
 
 
 def _facets(runs: list[Run], legend: str) -> list[_Facet]:
-    """A row per combination of the knobs other than `legend`, so each panel's curves
-    differ in the legend knob only; a row that would hold more than MOST_CURVES curves
-    is split by the legend's values, in order."""
+    """One panel when the sweep has at most MOST_CURVES configurations (keyed by their
+    labels). Otherwise a row per combination of the knobs other than `legend`, so each
+    panel's curves differ in the legend knob only (keyed `legend=value`); a row that would
+    hold more than MOST_CURVES curves is split by the legend's values, in order."""
     done = [r for r in runs if r.status == "finished"]
+    configurations = sorted({r.label for r in done}, key=natural_key)
+    if len(configurations) <= MOST_CURVES:  # few enough for one panel: no facets needed
+        return [_Facet("", {c: [r for r in done if r.label == c] for c in configurations})]
     values = sorted({knob_value(r, legend) for r in done}, key=natural_key)
     parts = math.ceil(len(values) / MOST_CURVES) or 1
     size = math.ceil(len(values) / parts) or 1
@@ -88,7 +92,9 @@ def _facets(runs: list[Run], legend: str) -> list[_Facet]:
     for combination in sorted({_combination(r, others) for r in done}, key=natural_key):
         members = [r for r in done if _combination(r, others) == combination]
         for chunk in chunks:
-            groups = {v: [r for r in members if knob_value(r, legend) == v] for v in chunk}
+            groups = {
+                f"{legend}={v}": [r for r in members if knob_value(r, legend) == v] for v in chunk
+            }
             groups = {v: g for v, g in groups.items() if g}
             split = f"{legend} {chunk[0]}..{chunk[-1]}" if len(chunks) > 1 else ""
             if groups:
@@ -118,7 +124,7 @@ def curves_figure(runs: list[Run], legend: str, title: str) -> Figure:
                 size = 3 if len(steps) > 20 else 5
                 ax.plot(steps, mean, color=color, marker="o", markersize=size)
                 if ax is ax_loss:
-                    ax.lines[-1].set_label(f"{legend}={value} (n={len(curves)})")
+                    ax.lines[-1].set_label(f"{value} (n={len(curves)})")
                 ax.fill_between(steps, low, high, color=color, alpha=0.2, linewidth=0)
         _label_curve_panels(ax_loss, ax_entropy, facet.title)
     others = ", ".join(_other_knobs(runs, legend))

@@ -70,8 +70,8 @@ def test_multirun_folders_name_their_overrides(sweep_dir):
 def test_compare_writes_a_figure_and_one_row_per_configuration(sweep_dir):
     proc = run_script(COMPARE_SCRIPT, str(sweep_dir), timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    # the curves: a colour per value of heads (the plot's knob), a row of panels per scale
-    assert _colours_drawn(sweep_dir / "loss_curves.png", 3) == [True, True, False]
+    # 4 configurations (heads x scale) fit one panel: a colour each
+    assert _colours_drawn(sweep_dir / "loss_curves.png", 5) == [True] * 4 + [False]
     summary = (sweep_dir / "summary.md").read_text()
     rows = [line.split("|")[1:-1] for line in summary.splitlines() if line.startswith("| heads=")]
     # labelled by what varies across the sweep only; the shared overrides are left out

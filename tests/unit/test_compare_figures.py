@@ -79,6 +79,19 @@ def test_one_knob_keeps_one_panel(tmp_path, saved):
     assert len(_curves(panel)) == 3
 
 
+def test_a_few_configurations_over_two_knobs_share_one_panel(tmp_path, saved):
+    """Three width controls (heads and D both vary): one panel of three curves, each named by
+    its whole configuration, not three panels of one curve."""
+    _sweep(tmp_path, [{"heads": 1, "D": 2}, {"heads": 1, "D": 3}, {"heads": 2, "D": 3}])
+    compare(tmp_path)
+    (panel,) = _loss_panels(saved["loss_curves.png"])
+    assert [label.split(" ")[0] for label in _curves(panel)] == [
+        "heads=1,task.D=2",
+        "heads=1,task.D=3",
+        "heads=2,task.D=3",
+    ]
+
+
 def test_a_panel_holds_at_most_six_curves(tmp_path, saved):
     """Eight values of one knob: split over panels, each value drawn once."""
     _sweep(tmp_path, [{"heads": h} for h in range(1, 9)])
