@@ -4,7 +4,7 @@ the same `Run.answer` and `Run.view`, so the notebook and the script cannot disa
 
     from src.inspect import load_run
     run = load_run("logs/runs/<time>_trainer.max_steps=300")
-    run.generate("e a c b a c a c").text      # 'a a a b c c c e'
+    run.generate("e a c b a c a c").text      # its answer, e.g. 'a a a b c c c c'
     run.attention("e a c b a c a c")          # the last line of a cell: the view, inline
 """
 
