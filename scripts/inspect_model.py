@@ -4,8 +4,9 @@
 
 or `ckpt_path=last` with the run's own overrides, and `random=N` for N validation examples.
 It generates the answer greedily, prints it beside the expected one, writes one attention
-PNG per layer into its own folder (logs/inspect/...), and prints each head's top keys and
-the head knock-out table. README: Looking inside a model. The work is in src/inspect/.
+PNG per layer and one interactive page of every example (attention.html) into its own folder
+(logs/inspect/...), and prints each head's top keys and the head knock-out table. README:
+Looking inside a model. The work is in src/inspect/, shared with the notebook API there.
 """
 
 from __future__ import annotations

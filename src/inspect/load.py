@@ -31,7 +31,7 @@ class Loaded:
     run_dir: Path
     checkpoint: Path
     step: int
-    val: DictConfig  # the run's data config (val_size, val_seed)
+    config: DictConfig  # the run's own, from its .hydra/config.yaml
 
 
 def locate(cfg: DictConfig) -> tuple[Path, Path]:
@@ -112,4 +112,4 @@ def load(run_dir: Path, checkpoint: Path) -> Loaded:
     except CheckpointError as err:
         raise ConfigError(str(err)) from None
     model.load_state_dict(state["state_dict"])
-    return Loaded(task, model.net.eval(), run_dir, checkpoint, state["global_step"], saved.data)
+    return Loaded(task, model.net.eval(), run_dir, checkpoint, state["global_step"], saved)

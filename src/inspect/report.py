@@ -1,5 +1,6 @@
 """The whole inspection: load, answer, show; everything printed also goes to transcript.txt,
-and the PNGs to this inspection's own folder, never to the inspected run's."""
+and the PNGs and the interactive attention page (attention.html) to this inspection's own
+folder, never to the inspected run's."""
 
 from __future__ import annotations
 
@@ -9,15 +10,17 @@ import torch
 from omegaconf import DictConfig
 
 from src.analysis.attention_stats import visible_keys
+from src.inspect.api import Run
 from src.inspect.load import load, locate, saved_config
 from src.inspect.prompts import examples
 from src.inspect.views import answer_lines, attention_lines, knockout_lines, plot_layer
-from src.modules import TransformerLM, greedy_generate
+from src.modules import TransformerLM
 from src.preflight.checks import ConfigError
 
 
 def inspect_model(cfg: DictConfig) -> str:
-    """Everything inspect_model.py prints; PNGs and transcript.txt go to cfg.paths.output_dir."""
+    """Everything inspect_model.py prints; PNGs, attention.html and transcript.txt go to
+    cfg.paths.output_dir."""
     top_k = cfg.get("top_k", 2)
     if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1:
         raise ConfigError(f"top_k={top_k!r} is not allowed: it must be a positive integer.")
@@ -30,49 +33,37 @@ def inspect_model(cfg: DictConfig) -> str:
             f"hydra.run.dir={out} is inside the inspected run {run_dir}, which is never "
             "written to. Allowed: any other folder (the default is logs/inspect/...)."
         )
-    loaded = load(run_dir, checkpoint)
-    net = loaded.net
-    generated = greedy_generate(net, *batch)  # (B, T)
-    targets = batch.targets if known else generated  # score the model's own answers otherwise
+    run = Run(**vars(load(run_dir, checkpoint)))
+    net = run.net
+    answers = run.answer(batch, known)  # the notebook API's own path (src/inspect/api.py)
+    targets = torch.stack([answer.targets for answer in answers])  # scored answers
     lines = [
-        f"model: {run_dir} (step {loaded.step}, {task.name}, "
+        f"model: {run_dir} (step {run.step}, {task.name}, "
         f"{len(net.attention_layers())} layers x {net.config.heads} heads, "
         f"scale={_scale_text(net)})",
         "",
         "Greedy generation (each answer token fed back before the next; ^ marks a wrong token):",
-        *answer_lines(task, batch, generated, known),
+        *(line for i, answer in enumerate(answers) for line in answer_lines(answer, i + 1)),
         "",
     ]
     if not known:
         lines += [f"({task.name}: inspect_model.py knows no rule for the expected answer)", ""]
-    causal = net.config.causal
-    for i in range(batch.inputs.size(0)):
-        sequence = torch.where(batch.loss_mask[i], generated[i], batch.targets[i])  # (T,)
-        inputs = torch.cat([batch.inputs[i, :1], sequence[:-1]])  # the generated sequence
-        with torch.no_grad():
-            _, maps = net(inputs[None], need_weights=True)
-        tokens = [task.render(t) for t in inputs.tolist()]
-        wrong = ((generated[i] != targets[i]) & batch.loss_mask[i]).nonzero().flatten()
-        wrong_inputs = [int(t) + 1 for t in wrong if int(t) + 1 < len(tokens)]
-        title = f"{run_dir.name}, step {loaded.step}: example {i + 1}"
+    for i, answer in enumerate(answers):
+        tokens = answer.tokens[:-1]  # the generated sequence the model read
         lines.append(
             f"Attention, example {i + 1} (top {top_k} keys per head: glyph@position weight):"
         )
-        full = torch.cat([inputs, sequence[-1:]])
-        lines += attention_lines(task, full, batch.loss_mask[i], maps, top_k, targets[i])
-        for layer, layer_maps in enumerate(maps):
-            figure = plot_layer(
-                layer_maps.weights[0],
-                tokens,
-                visible_keys(len(tokens), causal),
-                layer,
-                wrong_inputs,
-                title,
-            )
+        lines += attention_lines(answer, top_k)
+        visible = visible_keys(len(tokens), net.config.causal)
+        title = f"{run_dir.name}, step {run.step}: example {i + 1}"
+        for layer, weights in enumerate(answer.attention):
+            figure = plot_layer(weights, tokens, visible, layer, answer.wrong_inputs, title)
             path = out / f"example{i + 1}_layer{layer}.png"
             figure.savefig(path, dpi=110)
             lines.append(f"  wrote {_shown(path)}")
         lines.append("")
+    page = run.view(answers).save(out / "attention.html")
+    lines += [f"Interactive attention, every example: wrote {_shown(page)}", ""]
     lines.append(
         "Head knock-out (teacher-forced loss on these answers with that head's output zeroed "
         "before W_o; in brackets: answer tokens generation still gets right):"

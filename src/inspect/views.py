@@ -7,7 +7,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from src.data.tasks import Batch, Task
+from src.data.tasks import Batch
+from src.inspect.answers import Answer
 from src.modules import TransformerLM, greedy_generate, head_knockout_losses
 
 
@@ -15,52 +16,41 @@ def _row(cells: list[str], widths: list[int]) -> str:
     return " ".join(c.rjust(w) for c, w in zip(cells, widths))
 
 
-def answer_lines(task: Task, batch: Batch, generated: Tensor, known: bool) -> list[str]:
-    """Prompt, expected and generated answer per example; `^` under each wrong token."""
-    lines = []
-    for i, (inputs, targets, mask, gen) in enumerate(zip(*batch, generated)):
-        sequence = torch.cat([inputs, targets[-1:]]).tolist()  # (T+1,)
-        answer_at = set((mask.nonzero().flatten() + 1).tolist())
-        prompt = " ".join("_" if p in answer_at else task.render(t) for p, t in enumerate(sequence))
-        expected = [task.render(t) for t in targets[mask].tolist()]
-        produced = [task.render(t) for t in gen[mask].tolist()]
-        widths = [max(len(a), len(b)) for a, b in zip(expected, produced)]
-        wrong = [a != b for a, b in zip(expected, produced)]
-        lines.append(f"example {i + 1}: {prompt}")
-        if known:
-            lines.append(f"  expected   {_row(expected, widths)}")
-        lines.append(f"  generated  {_row(produced, widths)}")
-        if known and any(wrong):
-            lines.append(
-                f"             {_row(['^' if w else ' ' for w in wrong], widths).rstrip()}"
-            )
-        if known:
-            lines.append(f"  {sum(wrong)} of {len(wrong)} wrong" if any(wrong) else "  all right")
-    return lines
+def answer_lines(answer: Answer, number: int) -> list[str]:
+    """Prompt, expected and generated answer of example `number`; `^` under wrong tokens."""
+    lines = [f"example {number}: {answer.prompt}"]
+    if answer.expected is None:
+        return [*lines, f"  generated  {answer.text}"]
+    widths = [max(len(a), len(b)) for a, b in zip(answer.expected, answer.answer)]
+    lines.append(f"  expected   {_row(answer.expected, widths)}")
+    lines.append(f"  generated  {_row(answer.answer, widths)}")
+    if answer.wrong:
+        marks = ["^" if i in answer.wrong else " " for i in range(len(widths))]
+        lines.append(f"             {_row(marks, widths).rstrip()}")
+        return [*lines, f"  {len(answer.wrong)} of {len(widths)} wrong"]
+    return [*lines, "  all right"]
 
 
-def attention_lines(
-    task: Task, sequence: Tensor, mask: Tensor, maps: list, top_k: int, expected: Tensor
-) -> list[str]:
+def attention_lines(answer: Answer, top_k: int) -> list[str]:
     """Per generated answer token: each head's `top_k` keys (glyph@position weight) at the
-    query that predicted it, one line a layer. `sequence` (T+1,) holds the generated answers,
-    `expected` (T,) the task's next tokens."""
-    tokens = [task.render(t) for t in sequence.tolist()]
+    query that predicted it, one line a layer."""
+    tokens = answer.tokens
+    expected = answer.answer if answer.expected is None else answer.expected
     lines = []
-    for t in mask.nonzero().flatten().tolist():
-        answer, right = tokens[t + 1], task.render(int(expected[t]))
-        verdict = "" if answer == right else f", WRONG: expected {right!r}"
+    for n, t in enumerate(answer.loss_mask.nonzero().flatten().tolist()):
+        token, right = tokens[t + 1], expected[n]
+        verdict = "" if token == right else f", WRONG: expected {right!r}"
         lines.append(
-            f"  answer {answer!r} at position {t + 1}{verdict}, predicted by query {t} "
+            f"  answer {token!r} at position {t + 1}{verdict}, predicted by query {t} "
             f"({tokens[t]!r}):"
         )
-        for layer, layer_maps in enumerate(maps):
+        for layer, weights in enumerate(answer.attention):
             heads = []
-            for head, row in enumerate(layer_maps.weights[0, :, t]):  # (T,) over keys
-                weights, keys = row.topk(min(top_k, t + 1))
+            for head, row in enumerate(weights[:, t]):  # (T,) over keys
+                values, keys = row.topk(min(top_k, t + 1))
                 keys_text = " ".join(
                     f"{tokens[k]}@{k} {w:.2f}".replace(" 0.", " .")
-                    for w, k in zip(weights.tolist(), keys.tolist())
+                    for w, k in zip(values.tolist(), keys.tolist())
                 )
                 heads.append(f"h{head} {keys_text}")
             lines.append(f"    L{layer}  " + "   ".join(heads))

@@ -2,10 +2,11 @@
 
 The other tests run configurations no user runs (TINY turns the progress bar off, tmp
 folders have no `=` or `,` in their names). Here every command of README.md's ```bash
-blocks, and every `$ python scripts/...` example with its expected output, runs in a
-scratch copy of the repository with the user's configuration: the progress bar on, the
-project's own log folders (logs/runs/<time>_<overrides>, logs/multiruns/...), commands
-sharing one `logs/` because later commands use what earlier ones made. README.md is parsed
+blocks, every `$ python scripts/...` example with its expected output, and every ```python
+block (as one Jupyter cell, in a fresh Python process) runs in a scratch copy of the
+repository with the user's configuration: the progress bar on, the project's own log
+folders (logs/runs/<time>_<overrides>, logs/multiruns/...), commands sharing one `logs/`
+because later commands use what earlier ones made. README.md is parsed
 at test time, so a new command is run too; one that cannot run here must be named in SKIP,
 with the reason.
 """
@@ -99,10 +100,13 @@ class Command:
     line: int  # in README.md
     expected: str | None = None  # `$` examples: the first `error:` paragraph, else 1st line
     is_example: bool = False
+    is_python: bool = False  # a ```python block: `text` is the whole cell
 
     @property
     def id(self) -> str:
         text = self.text.replace("…", "...")
+        if self.is_python:
+            text = "python: " + "; ".join(line for line in text.splitlines() if line.strip())
         return f"L{self.line} {text if len(text) <= 72 else text[:69] + '...'}"
 
 
@@ -184,6 +188,8 @@ def readme_commands() -> list[Command]:
     for language, first_line, lines in code_blocks(README.read_text(encoding="utf-8")):
         if language == "bash":
             commands += bash_commands(first_line, lines)
+        elif language == "python":
+            commands.append(Command("\n".join(lines), first_line, is_python=True))
         elif not language and lines and lines[0].startswith("$ python scripts/"):
             commands += examples(first_line, lines)
     return commands
@@ -276,6 +282,41 @@ def resolve_placeholders(command: str, root: Path) -> str:
         return (key or "") + resolve(path, root)
 
     return re.sub(rf"\S*(?:<time>|…|{TIME})\S*", real, command)
+
+
+def resolve_python_placeholders(code: str, root: Path) -> str:
+    """A ```python block with each placeholder path in a string literal made real."""
+
+    def real(match: re.Match[str]) -> str:
+        return match.group(1) + resolve(match.group(2), root) + match.group(1)
+
+    return re.sub(rf"([\"'])([^\"'\n]*(?:<time>|…|{TIME})[^\"'\n]*)\1", real, code)
+
+
+# A ```python block runs as one Jupyter cell: its statements, then its last line, if an
+# expression, shown as Jupyter shows it: `_repr_html_()` where the value has one (which must
+# give a str), else its repr. The cell is read from stdin.
+JUPYTER_CELL = """
+import ast, sys
+cell = ast.parse(sys.stdin.read(), "<README cell>")
+last = cell.body.pop() if cell.body and isinstance(cell.body[-1], ast.Expr) else None
+scope = {"__name__": "__main__"}
+exec(compile(cell, "<README cell>", "exec"), scope)
+if last is not None:
+    value = eval(compile(ast.Expression(last.value), "<README cell>", "eval"), scope)
+    html = getattr(value, "_repr_html_", None)
+    shown = html() if html is not None else repr(value)
+    assert isinstance(shown, str), f"_repr_html_ gave {type(shown).__name__}, not str"
+    print(f"[shown: {len(shown)} characters]", shown[:200])
+"""
+
+
+def run_cell(code: str, root: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """A ```python block as one Jupyter cell, in a fresh process of the environment."""
+    return subprocess.run(
+        [str(VENV / "bin" / "python"), "-c", JUPYTER_CELL], input=code, cwd=root, env=env,
+        capture_output=True, text=True, timeout=TIMEOUT_S,
+    )  # fmt: skip
 
 
 # ---------------------------------------------------------------- running commands
@@ -431,13 +472,19 @@ COMMANDS = readme_commands()
 @pytest.mark.parametrize("command", COMMANDS, ids=[command.id for command in COMMANDS])
 def test_readme_command(command: Command, scratch: Path, user_env: dict[str, str]) -> None:
     """The command, as typed (placeholders made real), does what README says: exit 0 for a
-    ```bash command; an example's documented exit code and its first `error:` line."""
+    ```bash command or a ```python cell; an example's documented exit code and its first
+    `error:` line."""
     if reason := skip_reason(command.text):
         pytest.skip(reason)
+    resolved = resolve_python_placeholders if command.is_python else resolve_placeholders
     try:
-        typed = resolve_placeholders(command.text, scratch)
+        typed = resolved(command.text, scratch)
     except Unresolved as err:
         pytest.fail(f"`{command.text}`: {err}")
+    if command.is_python:
+        proc = run_cell(typed, scratch, user_env)
+        assert proc.returncode == 0, failure(typed, "failed", proc.stdout, proc.stderr)
+        return
     if command.text in MAX_STEPS:
         typed += f" trainer.max_steps={MAX_STEPS[command.text]}"
 
@@ -476,6 +523,7 @@ def test_every_special_case_names_a_readme_command() -> None:
     texts = [command.text for command in COMMANDS]
     assert any(text.startswith("uv run scripts/train.py") for text in texts)
     assert any(command.is_example for command in COMMANDS)
+    assert any(command.is_python for command in COMMANDS)
     for prefix in SKIP:
         assert any(skip_reason(text) == SKIP[prefix] for text in texts), f"SKIP: {prefix!r}"
     for text in [*MAX_STEPS, *KILLED_AFTER_FIRST_CHECKPOINT]:
@@ -533,3 +581,18 @@ def test_placeholders_resolve_to_the_newest_folder_an_earlier_command_made(tmp_p
         resolve_placeholders("logs/multiruns/<time>_temperature", tmp_path)
     with pytest.raises(Unresolved):
         resolve_placeholders("logs/runs/<time>_default/metrics.json", tmp_path)
+
+
+def test_a_python_block_runs_as_a_jupyter_cell(tmp_path) -> None:
+    """Placeholders in its string literals are made real; its last expression is shown by
+    `_repr_html_` (as Jupyter shows it); an error fails the cell."""
+    (tmp_path / "logs" / "runs" / "2026-01-02_00-00-00_x=1,y=2").mkdir(parents=True)
+    cell = resolve_python_placeholders("p = 'logs/runs/<time>_x=1,y=2'\nprint(p)", tmp_path)
+    assert cell == "p = 'logs/runs/2026-01-02_00-00-00_x=1,y=2'\nprint(p)"
+    first = next(command for command in COMMANDS if command.is_python)
+    assert first.text.startswith("from src.inspect import load_run")
+    shown = "class V:\n    def _repr_html_(self):\n        return '<b>v</b>'\nimport os\nV()"
+    proc = run_cell(shown, tmp_path, dict(os.environ))
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == "[shown: 8 characters] <b>v</b>\n"
+    assert run_cell("1 / 0", tmp_path, dict(os.environ)).returncode != 0

@@ -38,6 +38,7 @@ def test_inspect_answers_a_prompt_and_writes_a_png_per_layer(trained_run, tmp_pa
         with Image.open(tmp_path / png) as image:
             assert image.format == "PNG"
     assert (tmp_path / "transcript.txt").read_text().strip() == text
+    assert f"wrote {tmp_path / 'attention.html'}" in text  # the interactive page
     assert snapshot(run_dir) == before  # nothing written into the inspected run
 
 
