@@ -89,10 +89,9 @@ def trial_name(run_dir: Path, log_dir: Path) -> str:
     Each folder gets its own name (the parts put back together are its path), so no two
     runs' rows merge.
     """
-    try:
-        relative = run_dir.resolve().relative_to(log_dir.resolve())
-    except ValueError:  # written outside the log folder (hydra.run.dir=...)
-        relative = run_dir.resolve()
+    relative = run_dir.resolve()
+    if relative.is_relative_to(log_dir.resolve()) and relative != log_dir.resolve():
+        relative = relative.relative_to(log_dir.resolve())  # else hydra.run.dir put it elsewhere
     what, where = relative.name, relative.parent
     if stamp := _STAMP.match(what):
         what, where = what[stamp.end() :], where / stamp[0].rstrip("_")
