@@ -100,15 +100,19 @@ def _requested_urls(net_log: Path) -> list[str]:
     return urls
 
 
-def open_page(url: str, *, wait_ms: int = 5000, timeout: float = 90) -> Page:
-    """Load `url` (a file path or http URL) headless, let its scripts run for `wait_ms` of
-    virtual time, and return the resulting DOM and the requests made."""
+def open_page(
+    url: str, *, wait_ms: int = 5000, timeout: float = 90, size: tuple[int, int] = (1400, 1000)
+) -> Page:
+    """Load `url` (a file path or http URL) headless in a `size` window, let its scripts run
+    for `wait_ms` of virtual time, and return the resulting DOM and the requests made. The
+    size matters to pages that render only what is in view (TensorBoard's cards)."""
     if "://" not in url:
         url = Path(url).resolve().as_uri()
     with tempfile.TemporaryDirectory() as tmp:
         net_log = Path(tmp) / "net.json"
         done = _run(
             [
+                f"--window-size={size[0]},{size[1]}",
                 f"--log-net-log={net_log}",
                 f"--virtual-time-budget={wait_ms}",
                 "--dump-dom",

@@ -55,7 +55,7 @@ def attention_stats(weights: Tensor, logits: Tensor, causal: bool) -> dict[str, 
 
 
 def attention_scalars(maps: list[AttentionMaps], causal: bool) -> dict[str, float]:
-    """Scalars for a logger: attn/layer{l}/head{h}/{stat}, plus attn/{stat} averaged over all."""
+    """Scalars for a logger: xray/attn/layer{l}/head{h}/{stat}, plus xray/attn/{stat} over all."""
     scalars: dict[str, float] = {}
     totals: dict[str, list[Tensor]] = {}
     for layer, layer_maps in enumerate(maps):

@@ -83,7 +83,7 @@ def wanted(tag: str) -> bool:
 
 def read_curves(path: Path) -> Curves:
     """Every scalar compare needs (`wanted`), as (steps, values), through TensorBoard's own
-    reader."""
+    reader, under the tags runs write now (`names.current_tag`)."""
     from tensorboard.backend.event_processing.event_accumulator import (
         SCALARS,
         EventAccumulator,
@@ -92,11 +92,12 @@ def read_curves(path: Path) -> Curves:
     events = EventAccumulator(str(path), size_guidance={SCALARS: 0})  # 0: keep every point
     events.Reload()
     curves = {}
-    for tag in events.Tags()["scalars"]:
+    for written in events.Tags()["scalars"]:
+        tag = names.current_tag(written)  # a run saved before wrote `attn/...`, not `xray/...`
         if wanted(tag):
-            points = events.Scalars(tag)
+            points = events.Scalars(written)
             # Lightning logs the module's metrics at the finished batch counted from 0; the
-            # callbacks (attn/*, grad/*) at the number of optimizer steps taken. Count steps taken.
+            # callbacks (xray/*) at the number of optimizer steps taken. Count steps taken.
             shift = 1 if tag in names.LOGGED_BY_LIGHTNING else 0
             curves[tag] = ([p.step + shift for p in points], [p.value for p in points])
     return curves

@@ -1,12 +1,15 @@
 """What TensorBoard shows first: a custom-scalars layout and an hparams tab with chosen columns.
 
-The SCALARS tab groups tags by prefix, so it opens on dozens of `attn/...` charts, one per
-head and statistic. The custom-scalars layout (TensorBoard's own `custom_scalars` plugin)
-puts the curves together instead: loss and exact match side by side, and per layer one
-chart per statistic with every head in it. The hparams summaries are written here rather
-than through Lightning's `log_hyperparams` so that (1) the metric columns point at the real
-`val/*` curves (no one-point `hp/*` charts), (2) `scale` keeps the word the user typed, and
-(3) the default columns are chosen (TensorBoard ticks the first five, `differs` first).
+The custom-scalars layout (TensorBoard's own `custom_scalars` plugin) puts curves together:
+the loss (as log10: TensorBoard's charts have no log axis a run can ask for), exact match
+and accuracy side by side, and per layer one chart per statistic with every head in it. The
+hparams summaries are written here rather than through Lightning's `log_hyperparams` so that
+(1) the metric columns point at the real `val/*` curves (no one-point `hp/*` charts),
+(2) every value reads as typed: TensorBoard prints any number with five significant digits
+(`2.0000`, `64.000`), so values are written as text (`2`, `64`, `0.003`, `false`), (3) each
+trial is named so that names differ in their first characters (`src.runs.folders.trial_name`;
+TensorBoard's Trial ID column shows about fifteen), and (4) the default columns are chosen
+(TensorBoard ticks the first five, `differs` first).
 """
 
 from __future__ import annotations
@@ -28,8 +31,9 @@ if TYPE_CHECKING:
 
 # The attention statistics charted per layer (src/analysis/attention_stats.py computes them).
 LAYOUT_STATS = ("entropy", "saturated_frac", "logit_std", "distance")
+LOSS_CHART = "loss (log10: -2 is 0.01)"
 CURVES = {
-    "loss": [names.TRAIN_LOSS, names.VAL_LOSS],
+    LOSS_CHART: [names.TRAIN_LOSS_LOG10, names.VAL_LOSS_LOG10],
     "exact match": [names.TRAIN_EXACT_MATCH, names.VAL_EXACT_MATCH, names.VAL_GEN_EXACT_MATCH],
     "accuracy": [names.TRAIN_ACC, names.VAL_ACC, names.VAL_GEN_ACC],
 }
@@ -83,23 +87,24 @@ def _summary(tag: str, data: plugin_data_pb2.HParamsPluginData) -> Summary:
     return Summary(value=[Summary.Value(tag=tag, metadata=SummaryMetadata(plugin_data=plugin))])
 
 
-def hparams_summaries(hparams: dict[str, Any], status: str) -> list[Summary]:
-    """The experiment, session-start and session-end summaries for one run.
+def hparams_summaries(hparams: dict[str, Any], status: str, trial: str) -> list[Summary]:
+    """The experiment, session-start and session-end summaries for one run, named `trial`.
 
-    Values must be str, bool or numbers. The experiment lists the metrics by their real tags,
-    so the tab reads each one's last value from the run's own curve.
+    Each value is written as the text a user types (`as_typed`), since TensorBoard shows a
+    number_value as `toPrecision(5)`; the columns filter by value instead of by range. The
+    experiment lists the metrics by their real tags, so the tab reads each one's last value
+    from the run's own curve. `trial` is the session's group name, TensorBoard's Trial ID:
+    it must be unique among the runs shown, or their rows merge.
     """
-    infos, start = [], plugin_data_pb2.SessionStartInfo(start_time_secs=time.time())
+    start = plugin_data_pb2.SessionStartInfo(start_time_secs=time.time(), group_name=trial)
+    infos = []
     for name, value in hparams.items():
-        if isinstance(value, bool):
-            start.hparams[name].bool_value, kind = value, "DATA_TYPE_BOOL"
-        elif isinstance(value, (int, float)):
-            start.hparams[name].number_value, kind = value, "DATA_TYPE_FLOAT64"
-        else:
-            start.hparams[name].string_value, kind = str(value), "DATA_TYPE_STRING"
+        start.hparams[name].string_value = as_typed(value)
         infos.append(
             api_pb2.HParamInfo(
-                name=name, type=api_pb2.DataType.Value(kind), differs=name in DEFAULT_COLUMNS
+                name=name,
+                type=api_pb2.DataType.Value("DATA_TYPE_STRING"),
+                differs=name in DEFAULT_COLUMNS,
             )
         )
     metrics = [api_pb2.MetricInfo(name=api_pb2.MetricName(tag=tag)) for tag in FINAL_METRICS]

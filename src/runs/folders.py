@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 from pathlib import Path
 
 import yaml
@@ -73,6 +74,28 @@ def unique_dir(path: str) -> str:
         except FileExistsError:
             n += 1
             candidate = f"{path}_{n}"
+
+
+# The time stamp conf/hydra/default.yaml starts a run's folder (and a sweep's) with.
+_STAMP = re.compile(r"\d{4}-\d\d-\d\d_\d\d-\d\d-\d\d_")
+
+
+def trial_name(run_dir: Path, log_dir: Path) -> str:
+    """A run's name in TensorBoard's HPARAMS tab, which shows only its first ~15 characters:
+    the folder's name without its time stamp, then where it is, so names differ early.
+
+    `runs/2026-01-31_12-00-00_heads=2` -> `heads=2 · runs/2026-01-31_12-00-00`;
+    `multiruns/2026-01-31_12-00-00/3_heads=2` -> `3_heads=2 · multiruns/2026-01-31_12-00-00`.
+    Each folder gets its own name (the parts put back together are its path), so no two
+    runs' rows merge.
+    """
+    relative = run_dir.resolve()
+    if relative.is_relative_to(log_dir.resolve()) and relative != log_dir.resolve():
+        relative = relative.relative_to(log_dir.resolve())  # else hydra.run.dir put it elsewhere
+    what, where = relative.name, relative.parent
+    if stamp := _STAMP.match(what):
+        what, where = what[stamp.end() :], where / stamp[0].rstrip("_")
+    return what if str(where) == "." else f"{what} · {where}"
 
 
 def register_resolvers() -> None:

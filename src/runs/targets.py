@@ -17,6 +17,10 @@ MOVED = {
     "src.distributed.": "src.training.distributed.",
     "src.callbacks.": "src.training.callbacks.",
     "src.sweep_checks.": "src.preflight.sweep_checks.",
+    # Runs saved before wrote through Lightning's own logger; attnlab's drops `epoch` only.
+    "lightning.pytorch.loggers.TensorBoardLogger": (
+        "src.training.tensorboard_logger.TensorBoardLogger"
+    ),
 }
 
 

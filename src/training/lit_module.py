@@ -7,6 +7,7 @@ import math
 import lightning as L
 import torch
 from torch import Tensor, nn
+from torchmetrics import MeanMetric
 from torchmetrics.classification import MulticlassAccuracy, MulticlassExactMatch
 
 from src.analysis import metric_names as names
@@ -22,6 +23,12 @@ def warmup_cosine(step: int, warmup_steps: int, total_steps: int, min_ratio: flo
         return (step + 1) / warmup_steps
     progress = min(1.0, (step - warmup_steps) / max(1, total_steps - warmup_steps))
     return min_ratio + (1.0 - min_ratio) * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
+def log10_loss(loss: Tensor) -> Tensor:
+    """log10 of a loss for TensorBoard's linear axes (metric_names.TRAIN_LOSS_LOG10); a loss
+    of exactly 0 is drawn at log10(LOSS_FLOOR) instead of -inf."""
+    return loss.clamp_min(names.LOSS_FLOOR).log10()
 
 
 class LitTransformerLM(L.LightningModule):
@@ -49,6 +56,7 @@ class LitTransformerLM(L.LightningModule):
         self.val_exact = MulticlassExactMatch(**metric_args)
         self.val_gen_acc = MulticlassAccuracy(average="micro", **metric_args)  # free-running
         self.val_gen_exact = MulticlassExactMatch(**metric_args)
+        self.val_loss_mean = MeanMetric()  # val/loss as Lightning averages it, for its log10
         self._rng_to_restore: dict | None = None  # set by on_load_checkpoint
 
     def forward(self, inputs: Tensor) -> Tensor:
@@ -71,8 +79,10 @@ class LitTransformerLM(L.LightningModule):
             # Under DDP each process holds a shard of the batch: average over processes.
             sync = self.trainer.world_size > 1
             self.log(names.TRAIN_LOSS, loss, prog_bar=True, sync_dist=sync)
+            mean = self.trainer.strategy.reduce(loss.detach(), reduce_op="mean") if sync else loss
             self.log_dict(
                 {
+                    names.TRAIN_LOSS_LOG10: log10_loss(mean.detach()),
                     names.TRAIN_ACC: self.train_acc(preds, targets),
                     names.TRAIN_EXACT_MATCH: self.train_exact(preds, targets),
                     names.TRAIN_LR: self.optimizers().param_groups[0]["lr"],
@@ -95,6 +105,7 @@ class LitTransformerLM(L.LightningModule):
         size = batch.inputs.size(0)
         sync = self.trainer.world_size > 1  # the metric objects below sync themselves
         self.log(names.VAL_LOSS, loss, prog_bar=True, batch_size=size, sync_dist=sync)
+        self.val_loss_mean.update(loss, weight=size)
         self.log(names.VAL_ACC, self.val_acc, batch_size=size)
         self.log(names.VAL_EXACT_MATCH, self.val_exact, prog_bar=True, batch_size=size)
         # Free-running: each answer token generated from the model's own earlier answers.
@@ -103,6 +114,11 @@ class LitTransformerLM(L.LightningModule):
         self.val_gen_exact.update(generated, targets)
         self.log(names.VAL_GEN_ACC, self.val_gen_acc, batch_size=size)
         self.log(names.VAL_GEN_EXACT_MATCH, self.val_gen_exact, batch_size=size)
+
+    def on_validation_epoch_end(self) -> None:
+        # log10 of the mean, not the mean of log10s: the log of the val/loss written beside it
+        self.log(names.VAL_LOSS_LOG10, log10_loss(self.val_loss_mean.compute()))
+        self.val_loss_mean.reset()
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         # Lightning's checkpoint holds weights, optimizer, scheduler and loop state; the

@@ -25,6 +25,7 @@ from src.analysis.metric_names import FINAL_METRICS, HPARAMS_PREFIX
 from src.analysis.tensorboard_views import hparams_for_tensorboard, hparams_summaries
 from src.preflight.checks import ConfigError
 from src.preflight.threads import available_cpus, thread_policy
+from src.runs.folders import trial_name
 from src.runs.records import find_finished_run
 from src.training.build import Built, build
 from src.training.callbacks.guard import TrainingDiverged
@@ -134,9 +135,10 @@ def train(
 def _log_hparams(trainer: L.Trainer, cfg: DictConfig, built: Built, result: dict) -> None:
     """The hparams tab: what the net was built with; its metrics are the val/* curves' ends."""
     hparams = hparams_for_tensorboard(cfg, built.model.net.config, built.task.name)
+    trial = trial_name(Path(cfg.paths.output_dir), Path(cfg.paths.log_dir))
     for logger in trainer.loggers:
         if isinstance(logger, TensorBoardLogger):
-            for summary in hparams_summaries(hparams, result["status"]):
+            for summary in hparams_summaries(hparams, result["status"], trial):
                 tensorboard_file_writer(logger).add_summary(summary)
         else:
             metrics = {HPARAMS_PREFIX + k: v for k, v in result["metrics"].items()}

@@ -3,6 +3,7 @@ sweeper (the joblib launcher runs tests/integration/test_sweep.py's sweep), and 
 stopping when one of its ranks fails."""
 
 import json
+import math
 from pathlib import Path
 
 import pytest
@@ -48,6 +49,9 @@ def test_ddp_on_two_cpu_processes_matches_one_process(compose_cfg, tmp_path):
     assert [s for s, _ in ddp_curve] == [s for s, _ in single_curve] == list(range(6))
     worst = max(abs(a - b) for (_, a), (_, b) in zip(single_curve, ddp_curve))
     assert worst <= DDP_TOLERANCE
+    for loss in ["train/loss", "val/loss"]:  # the log10 of the loss both processes averaged
+        logged = [v for _, v in _curve(job, f"{loss}_log10")]
+        assert logged == pytest.approx([math.log10(v) for _, v in _curve(job, loss)], abs=1e-5)
     print(f"DDP vs one process: largest train/loss difference {worst:.2e}")
 
 

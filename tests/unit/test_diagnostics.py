@@ -68,10 +68,10 @@ def test_scalars_name_every_layer_and_head_and_summarise():
     one_hot = torch.zeros(1, 2, 4, 4)
     one_hot[..., 0] = 1
     scalars = attention_scalars([_maps_from(uniform), _maps_from(one_hot)], causal=False)
-    assert scalars["attn/layer0/head1/entropy"] == pytest.approx(1.0)
-    assert scalars["attn/layer1/head0/entropy"] == pytest.approx(0.0)
-    assert scalars["attn/entropy"] == pytest.approx(0.5)
-    assert len([k for k in scalars if k.startswith("attn/layer")]) == 2 * 2 * len(ATTN_STATS)
+    assert scalars["xray/attn/layer0/head1/entropy"] == pytest.approx(1.0)
+    assert scalars["xray/attn/layer1/head0/entropy"] == pytest.approx(0.0)
+    assert scalars["xray/attn/entropy"] == pytest.approx(0.5)
+    assert len([k for k in scalars if k.startswith("xray/attn/layer")]) == 2 * 2 * len(ATTN_STATS)
 
 
 @pytest.mark.parametrize("causal", [True, False])
@@ -147,12 +147,12 @@ def test_logged_query_key_gradient_norms_equal_the_parameters_own():
     logits, _ = reference(batch.inputs)
     masked_cross_entropy(logits, batch.targets, batch.loss_mask).backward()
     expected = {
-        f"grad/layer{i}/{p}": getattr(reference.blocks[i].attn, p).weight.grad.norm().item()
+        f"xray/grad/layer{i}/{p}": getattr(reference.blocks[i].attn, p).weight.grad.norm().item()
         for i in range(2)
         for p in ("query", "key")
     }
     all_grads = torch.cat([p.grad.flatten() for p in reference.parameters() if p.grad is not None])
-    expected["grad/total"] = all_grads.norm().item()
+    expected["xray/grad/total"] = all_grads.norm().item()
 
     recorder = _Recorder()
     trainer = L.Trainer(
@@ -168,11 +168,11 @@ def test_logged_query_key_gradient_norms_equal_the_parameters_own():
         num_sanity_val_steps=0,
     )
     trainer.fit(LitTransformerLM(net, warmup_steps=1), datamodule=datamodule)
-    logged = {k: v for k, v in recorder.logged[0].items() if k.startswith("grad/")}
+    logged = {k: v for k, v in recorder.logged[0].items() if k.startswith("xray/grad/")}
     assert logged.keys() == expected.keys()
     for name, value in expected.items():
         assert logged[name] == pytest.approx(value, rel=1e-5), name
-    assert "attn/layer1/head1/entropy" in recorder.logged[0]  # maps at the start, too
+    assert "xray/attn/layer1/head1/entropy" in recorder.logged[0]  # maps at the start, too
 
 
 def test_heatmap_image_puts_labelled_heads_side_by_side_with_the_mask_and_a_colour_bar():

@@ -91,9 +91,9 @@ def test_every_run_ends_with_a_knockout_per_head_in_tensorboard(compose_cfg, tmp
     train(compose_cfg("heads=2", "model.net.layers=2", "model.net.d_model=16", *TINY))
     events = read_events(tmp_path)
     tags = events.Tags()
-    expected = {f"knockout/layer{layer}/head{head}" for layer in (0, 1) for head in (0, 1)}
+    expected = {f"xray/knockout/layer{layer}/head{head}" for layer in (0, 1) for head in (0, 1)}
     assert expected <= set(tags["scalars"])
-    assert {"knockout/layer0", "knockout/layer1"} <= set(tags["images"])
-    base = events.Scalars("knockout/base_loss")[-1].value
+    assert {"xray/knockout/layer0", "xray/knockout/layer1"} <= set(tags["images"])
+    base = events.Scalars("xray/knockout/base_loss")[-1].value
     final = json.loads((tmp_path / "metrics.json").read_text())["metrics"]["val/loss"]
     assert base == pytest.approx(final, rel=1e-4)

@@ -85,7 +85,7 @@ def test_3_softmax_temperature(temperature, expected):
 
 
 def test_3_attentions_entropy_rises_with_the_temperature():
-    """The entropy attnlab reports (attn/entropy, compare.py's column) of the tutorial's
+    """The entropy attnlab reports (xray/attn/entropy, compare.py's column) of the tutorial's
     three rows equals their entropy by hand, over log(3), and rises with T."""
     x = torch.tensor([2.0, 1.0, 0.1])
     q, k = torch.ones(3, 1), x.view(3, 1)  # every row's q.k = x (its maps are square)

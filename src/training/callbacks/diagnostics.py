@@ -176,7 +176,7 @@ class HeadKnockout(L.Callback):
     """At the end of training, the val loss with each head knocked out, one at a time.
 
     Michel et al. 2019: zero one head's output before W_o and measure the loss. Logged as
-    `knockout/base_loss` and `knockout/layer{l}/head{h}` (the loss *rise*), plus one bar
+    `xray/knockout/base_loss` and `xray/knockout/layer{l}/head{h}` (the loss *rise*), plus one bar
     chart per layer; `scripts/compare.py` summarises it. A single large rise means the heads
     specialised; all rises near 0 means they are redundant.
     """
@@ -205,6 +205,12 @@ class HeadKnockout(L.Callback):
                     )
 
 
+def knockout_title(layer: int, base: float) -> str:
+    """The bar chart's title: the layer, and the val loss with every head to 3 significant
+    digits (a trained model's is often below 0.001)."""
+    return f"layer {layer}\nval loss with every head: {base:.3g}"
+
+
 def knockout_bar_image(rise: torch.Tensor, base: float, layer: int) -> np.ndarray:
     """(nh,) loss rises -> an (H, W, 3) uint8 bar chart, one bar per head."""
     import matplotlib
@@ -213,14 +219,13 @@ def knockout_bar_image(rise: torch.Tensor, base: float, layer: int) -> np.ndarra
     import matplotlib.pyplot as plt
 
     heads = rise.numel()
-    figure, ax = plt.subplots(figsize=(max(3.0, 0.35 * heads + 1.5), 2.6), dpi=100)
+    figure, ax = plt.subplots(figsize=(max(3.0, 0.35 * heads + 1.5), 2.8), dpi=100)
     ax.bar(range(heads), rise.numpy(), color="tab:red")
     ax.axhline(0, color="black", linewidth=0.8)
-    ax.set(
-        xlabel="head knocked out",
-        ylabel="val loss rise",
-        title=f"layer {layer}: loss with all heads {base:.3g}",
-    )
+    ax.set(xlabel="head knocked out", ylabel="val loss rise")
+    # Centred on the figure and in two lines, so the base loss fits even 3 inches wide (on
+    # one line over the axes, `0.000326` was cut to `0.000` at the image's edge).
+    figure.suptitle(knockout_title(layer, base), fontsize=10)
     ax.set_xticks(range(heads), [str(h) for h in range(heads)], fontsize=7 if heads > 16 else 9)
     figure.tight_layout()
     figure.canvas.draw()
