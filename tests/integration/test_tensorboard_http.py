@@ -254,7 +254,9 @@ def test_first_screens_show_learning_in_a_browser(board, tmp_path):
     HPARAMS are kept (in $ATTNLAB_SCREENSHOTS when set) for a person to look at."""
     board, _, _ = board
     shots = Path(os.environ.get("ATTNLAB_SCREENSHOTS") or tmp_path)
-    page = open_page(f"{board.url}/#timeseries", wait_ms=20000)
+    # forceSVG (a TensorBoard feature flag): headless Chromium has no GPU, and TensorBoard's
+    # WebGL line charts then draw some cards empty at capture time; SVG draws the same data.
+    page = open_page(f"{board.url}/?forceSVG=true#timeseries", wait_ms=20000)
     groups = re.findall(r'class="group-title" title="([^"]*)"', page.dom)
     assert groups[:3] == ["train", "val", "xray"], groups
     cards = _card_titles(page.dom)
@@ -262,4 +264,6 @@ def test_first_screens_show_learning_in_a_browser(board, tmp_path):
     loss = next(i for i, (kind, tag) in enumerate(cards) if tag in LEARNING and kind == "scalar")
     assert not [tag for kind, tag in cards[:loss] if kind == "image"], cards
     for name in ["timeseries", "custom_scalars", "hparams"]:
-        _not_blank(screenshot(f"{board.url}/#{name}", shots / f"{name}.png", wait_ms=20000))
+        _not_blank(
+            screenshot(f"{board.url}/?forceSVG=true#{name}", shots / f"{name}.png", wait_ms=20000)
+        )
