@@ -19,7 +19,7 @@ from src.validation import as_typed
 
 LOSS, EXACT = names.VAL_LOSS, names.VAL_EXACT_MATCH
 ENTROPY, SATURATED = names.ATTN_ENTROPY, names.ATTN_SATURATED
-NOT_A_KNOB = ("seed", "ckpt_path", "paths", "hydra", "compile")  # never what is compared
+NOT_A_KNOB = ("seed", "ckpt_path", "paths", "hydra", "compile", "logger")  # never compared
 
 Curve = tuple[list[int], list[float]]  # (steps, values)
 Curves = dict[str, Curve]  # tag -> curve

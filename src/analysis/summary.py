@@ -65,7 +65,8 @@ def wilson_interval(successes: int, n: int, z: float = 1.96) -> tuple[float, flo
     p = successes / n
     centre = (p + z * z / (2 * n)) / (1 + z * z / n)
     half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return max(0.0, centre - half), min(1.0, centre + half)
+    # clamped to hold p itself: at 0/n and n/n rounding can put a bound a hair past it
+    return min(p, max(0.0, centre - half)), max(p, min(1.0, centre + half))
 
 
 def early_qk_grad(run: Run) -> float | None:

@@ -37,6 +37,21 @@ def test_rows_are_labelled_by_the_config_keys_that_differ_only(tmp_path):
     assert choose_x(load_runs(tmp_path)) == "heads"
 
 
+def test_the_logger_is_not_a_knob(tmp_path):
+    """Where runs are logged, and by which logger class, does not change what they learn: a
+    sweep whose logger setting differs between jobs is still one row per heads value."""
+    logger = "logger:\n  tensorboard:\n    _target_: {}\n"
+    make_run_folders(
+        tmp_path,
+        [
+            f"heads: 2\nseed: 0\n{BASE_CONFIG}{logger.format('a.Logger')}",
+            f"heads: 2\nseed: 1\n{BASE_CONFIG}{logger.format('b.Logger')}",
+            f"heads: 4\nseed: 0\n{BASE_CONFIG}{logger.format('b.Logger')}",
+        ],
+    )
+    assert [r.label for r in load_runs(tmp_path)] == ["heads=2", "heads=2", "heads=4"]
+
+
 @pytest.mark.parametrize(
     ("successes", "n", "low", "high"),
     # Wilson (1927) score intervals at z = 1.96, as statsmodels' proportion_confint gives them
@@ -45,6 +60,15 @@ def test_rows_are_labelled_by_the_config_keys_that_differ_only(tmp_path):
 def test_wilson_interval_matches_the_published_formula(successes, n, low, high):
     got = wilson_interval(successes, n)
     assert got == pytest.approx((low, high), abs=1e-4)
+
+
+def test_wilson_interval_always_holds_the_observed_rate():
+    """At 0/n and n/n rounding once put the bound a hair past the rate (6/6: upper bound
+    below 1.0), and matplotlib refused the negative error bar: compare crashed drawing it."""
+    for n in range(1, 200):
+        for successes in range(n + 1):
+            low, high = wilson_interval(successes, n)
+            assert 0.0 <= low <= successes / n <= high <= 1.0, (successes, n, low, high)
 
 
 def test_temperature_is_plotted_as_one_over_scale(tmp_path):
