@@ -57,7 +57,10 @@ def test_gpu_mode_runs_on_cpu_at_a_tiny_shape(tmp_path):
     for arm in ("plain loop", "Lightning", "plain loop, log every 50", "Lightning, log every 50"):
         row = by_what[f"GPU shape, {arm}: MFU"]
         tokens_per_s = float(row["detail"].split(" tokens/s")[0].replace(",", ""))
-        assert row["value"] == pytest.approx(tokens_per_s * hand / 2e12, rel=1e-3)
+        # the detail prints tokens/s to the unit: on a slow (or busy) machine a few hundred
+        # tokens/s, so that rounding alone is worth more than 0.1%
+        rounding = 0.5 / tokens_per_s
+        assert row["value"] == pytest.approx(tokens_per_s * hand / 2e12, rel=1e-3 + rounding)
         assert f"{hand:,} FLOPs/token" in row["detail"]
     for label in ("eager", "eager, log every 50 steps"):
         assert by_what[f"GPU shape: Lightning / plain loop tokens/s, {label}"]["value"] > 0
