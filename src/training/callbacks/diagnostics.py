@@ -224,7 +224,7 @@ def knockout_bar_image(rise: torch.Tensor, base: float, layer: int) -> np.ndarra
     ax.axhline(0, color="black", linewidth=0.8)
     ax.set(xlabel="head knocked out", ylabel="val loss rise")
     # Centred on the figure and in two lines, so the base loss fits even 3 inches wide (on
-    # one line over the axes, `0.000326` was cut to `0.000` at the image's edge).
+    # one line over the axes, a value such as `0.000326` runs past the image's edge).
     figure.suptitle(knockout_title(layer, base), fontsize=10)
     ax.set_xticks(range(heads), [str(h) for h in range(heads)], fontsize=7 if heads > 16 else 9)
     figure.tight_layout()
