@@ -5,6 +5,7 @@
     python scripts/bench.py --json out.json # also write the table as JSON
     python scripts/bench.py --sweeps        # only the scale-out rows (launchers, DDP)
     python scripts/bench.py --gpu           # GPT-2 small's shape on an NVIDIA GPU
+    python scripts/bench.py --gpu-default-shape  # the default model on a GPU: CUDA graphs, sweeps
 
 Rows: src/bench/ (suites.py lists each mode's). Figures: scripts/results/bench/README.md.
 Exit 2: bad input (unknown flag, a shape too big for memory, --gpu without a GPU); 1: a failure.
@@ -17,7 +18,7 @@ from pathlib import Path
 
 from src.bench.errors import BadInput, BenchError
 from src.bench.measure import format_row
-from src.bench.suites import cpu_suite, gpu_suite, machine, sweep_rows
+from src.bench.suites import cpu_suite, gpu_default_shape_suite, gpu_suite, machine, sweep_rows
 
 EXIT_FAILED, EXIT_BAD_INPUT = 1, 2
 
@@ -41,6 +42,16 @@ def parse_args() -> argparse.Namespace:
         "--gpu-on-cpu-tiny",
         action="store_true",
         help="the --gpu code path on CPU at a tiny shape (a test of the mode, not a figure)",
+    )
+    add(
+        "--gpu-default-shape",
+        action="store_true",
+        help="only the default model on a GPU: eager vs CUDA graphs, sweeps sharing the GPU",
+    )
+    add(
+        "--gpu-default-shape-on-cpu",
+        action="store_true",
+        help="the --gpu-default-shape code path on CPU (a test of the mode, not a figure)",
     )
     add(
         "--gap",
@@ -72,6 +83,10 @@ def measure(args: argparse.Namespace) -> tuple[list[dict], str]:
     """The rows of the mode the flags choose, and the mode's name for the table's title."""
     if args.sweeps:
         return sweep_rows(), "sweeps"
+    if args.gpu_default_shape or args.gpu_default_shape_on_cpu:
+        on_cpu = args.gpu_default_shape_on_cpu
+        rows = gpu_default_shape_suite(on_cpu, args.quick, args.compile)
+        return rows, "gpu-default-shape" + ("-on-cpu" if on_cpu else "")
     if args.gpu or args.gpu_on_cpu_tiny:
         tiny = args.gpu_on_cpu_tiny
         rows = gpu_suite(tiny, args.peak_tflops, args.quick, args.compile, args.gap, args.log_every)

@@ -17,6 +17,7 @@ from typing import NoReturn
 from src.analysis.compare import compare
 from src.analysis.runs import EXACT, CompareError
 from src.paths import RESULTS_DIR, ROOT
+from src.process_exit import run_then_exit
 
 
 def refuse(message: str) -> NoReturn:
@@ -68,4 +69,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_then_exit(main, __file__)

@@ -21,6 +21,7 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
 from src.paths import CONF_DIR
+from src.process_exit import run_then_exit
 from src.runs.folders import quote_literals, register_resolvers
 
 EXIT_CONFIG_ERROR = 2
@@ -71,4 +72,4 @@ def main(cfg: DictConfig) -> None:
 if __name__ == "__main__":
     register_resolvers()
     sys.argv[1:] = quote_literals(sys.argv[1:], LITERAL_KEYS)
-    main()
+    run_then_exit(main, __file__)

@@ -14,6 +14,7 @@ from omegaconf import DictConfig
 from src.preflight.checks import missing_extra
 from src.preflight.sweep_checks import EXIT_CODES
 from src.preflight.threads import available_cpus, threads_per_job
+from src.process_exit import run_then_exit
 from src.runs.folders import quote_literals, register_resolvers
 
 register_resolvers()
@@ -48,4 +49,4 @@ if __name__ == "__main__":
         print(f"\nerror: {why}\n", file=sys.stderr)
         sys.exit(EXIT_CODES["refused"])
     sys.argv[1:] = quote_literals(sys.argv[1:], PATH_KEYS, only_with="=")
-    main()
+    run_then_exit(main, __file__)

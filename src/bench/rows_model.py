@@ -27,6 +27,8 @@ def train_ratio_rows(quick: bool, extra: list[str], repeats: int) -> tuple[list[
     for shape, overrides in shapes.items():
         steps, warmup = (40, 5) if quick else ((300, 20) if shape == "default" else (20, 3))
         base = overrides + extra + ["~callbacks"]
+        # the default shape's ratio has a goal: 5 rounds there, since this VM drifts by 20%
+        rounds = repeats + 2 if shape == "default" and repeats > 1 else repeats
         times = alternate(
             {
                 "plain": lambda b=base, s=steps, w=warmup: plain_seconds_per_step(b, s, w)[0],
@@ -34,7 +36,7 @@ def train_ratio_rows(quick: bool, extra: list[str], repeats: int) -> tuple[list[
                     b, s, w, None
                 ),
             },
-            repeats,
+            rounds,
         )
         with tempfile.TemporaryDirectory() as out:
             cfg, parts = build_parts(base, out)
@@ -46,7 +48,7 @@ def train_ratio_rows(quick: bool, extra: list[str], repeats: int) -> tuple[list[
                 "what": f"train tokens/s, Lightning / plain loop ({shape})",
                 "value": p / lt,
                 "goal": ">= 0.95" if shape == "default" else ">= 0.97",
-                "detail": f"{tokens / lt:,.0f} vs {tokens / p:,.0f} tokens/s",
+                "detail": f"{tokens / lt:,.0f} vs {tokens / p:,.0f} tokens/s, median of {rounds}",
             }
         )
     return rows, step_time["default"]

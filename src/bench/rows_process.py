@@ -26,7 +26,6 @@ from src.bench.measure import (
     run_timed,
 )
 from src.paths import ROOT, TRAIN_SCRIPT
-from src.preflight.threads import available_cpus, thread_policy
 
 
 def check_exit(proc: ProcessResult, what: str) -> None:
@@ -84,7 +83,11 @@ def startup(repeats: int) -> list[dict]:
 
 def default_run(repeats: int) -> list[dict]:
     """`python scripts/train.py` as a user types it (1000 steps, no progress bar), from
-    command to exit, in fresh processes; and the peak RSS of the median run."""
+    command to exit, in fresh processes; where the median run's time went (its train.log's
+    `time:` line, src/training/timing.py; `exit` is what is left: the end of `train()`,
+    the interpreter's exit); and its peak RSS."""
+    from src.training.timing import PHASES, PHASES_LINE  # the bench's parent may load torch
+
     env = child_env(os.environ, PYTHONDONTWRITEBYTECODE="1")
     runs = []
     for _ in range(repeats):
@@ -96,16 +99,33 @@ def default_run(repeats: int) -> list[dict]:
                 f"hydra.run.dir={out}",
             ]
             proc = run_timed(cmd, env)
-        check_exit(proc, "the default run")
-        runs.append(proc)
-    runs.sort(key=lambda r: r.wall_s)
-    mid = runs[len(runs) // 2]
+            check_exit(proc, "the default run")
+            log = (Path(out) / "train.log").read_text()
+            exact = json.loads((Path(out) / "metrics.json").read_text())["metrics"]
+        found = PHASES_LINE.search(log)
+        if found is None:
+            raise BenchError("the default run's train.log has no `time:` line")
+        parts = dict(
+            zip(PHASES, (float(v) if v != "n/a" else float("nan") for v in found.groups()))
+        )
+        runs.append((proc, parts, exact.get("val/exact_match", float("nan"))))
+    runs.sort(key=lambda r: r[0].wall_s)
+    mid, parts, exact = runs[len(runs) // 2]
+    parts["validation"] -= parts["generation"]  # shown apart
+    parts["exit"] = mid.wall_s - sum(parts.values())
+    shares = ", ".join(f"{k} {v:.1f} s ({v / mid.wall_s:.0%})" for k, v in parts.items())
     return [
         {
             "what": f"default run, command to exit (s) ({bytecode_label()})",
             "value": mid.wall_s,
             "goal": "<= 20 s",
-            "detail": f"python scripts/train.py, median of {repeats}",
+            "detail": f"python scripts/train.py, median of {repeats}: {shares}",
+        },
+        {
+            "what": "default run: val exact match",
+            "value": exact,
+            "goal": ">= 1.0",
+            "detail": "the median run's",
         },
         {
             "what": "default run: peak RSS (MiB)",
@@ -141,65 +161,77 @@ def quick_exit_rows(repeats: int) -> list[dict]:
     return rows
 
 
-def its_in_fresh_process(arm: str, steps: int, warmup: int, loaded: bool) -> float:
-    """Default-shape training it/s in a fresh process whose thread settings are set before
-    torch loads: `old` = torch's defaults, `policy` = src.preflight.threads.thread_policy."""
+# The thread arms (src/bench/threads_probe.py) and the loads each is measured under.
+THREAD_ARMS = {"default": "torch default threads", "1": "1 thread", "policy": "thread policy"}
+LOADS = {
+    "idle": "",
+    "loaded": ", one busy process beside it from the start",
+    "later": ", one busy process started after the threads were chosen",
+}
+
+
+def its_in_fresh_process(arm: str, steps: int, warmup: int, load: str) -> dict:
+    """Default-shape training it/s in a fresh process whose threads are set as `arm` says
+    (THREAD_ARMS) before its first step; `load`: LOADS. Returns the probe's JSON."""
     env = child_env(os.environ)  # no OMP_*/MKL_* variables: torch's defaults, or the policy's
-    threads = None
-    if arm == "policy":
-        threads = thread_policy(None, None, available_cpus(), env).threads
-    cmd = probe_command("threads_probe", json.dumps(threads), str(steps), str(warmup))
-    if loaded:
+    cmd = probe_command("threads_probe", arm, str(steps), str(warmup))
+    if load == "later":
+        cmd.append("--busy-later")
+    if load == "loaded":
         with busy_process(max_seconds=900):
+            time.sleep(1.0)  # its interpreter starts, then spins
             proc = run_timed(cmd, env, cwd=ROOT)
     else:
         proc = run_timed(cmd, env, cwd=ROOT)
-    check_exit(proc, f"the {arm} threads probe")
-    return json.loads(proc.stdout.strip().splitlines()[-1])["it_s"]
+    check_exit(proc, f"the {arm} threads probe ({load})")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
 def thread_rows(quick: bool, repeats: int) -> list[dict]:
-    """Idle and under one competing busy process, torch's default threads against the
-    thread policy; every figure from its own fresh process, arms alternated."""
+    """torch's default threads, one thread and the thread policy, idle and beside one busy
+    process (and, for the policy, one that starts after it chose); every figure from its
+    own fresh process, arms alternated. `quick`: the three figures the goals need."""
     steps, warmup = (40, 5) if quick else (200, 20)
-    # --quick leaves out the old default under load (the "(before)" row): a fresh process
-    # each is ~7 s of a minute
-    pairs = [("old", "idle"), ("policy", "idle"), ("policy", "loaded")]
+    pairs = [("default", "idle"), ("policy", "idle"), ("policy", "loaded")]
     if not quick:
-        pairs.insert(1, ("old", "loaded"))
+        pairs += [("default", "loaded"), ("1", "idle"), ("1", "loaded"), ("policy", "later")]
     arms = {
-        f"{arm} {load}": (
-            lambda arm=arm, load=load: its_in_fresh_process(arm, steps, warmup, load == "loaded")
-        )
+        f"{arm} {load}": (lambda arm=arm, load=load: its_in_fresh_process(arm, steps, warmup, load))
         for arm, load in pairs
     }
-    its = {name: median(v) for name, v in alternate(arms, repeats).items()}
-    names = {"old": "torch default threads", "policy": "thread policy"}
+    runs = alternate(arms, repeats)
+    its = {name: median([r["it_s"] for r in v]) for name, v in runs.items()}
+    chose = {name: sorted({r["threads"] for r in v}) for name, v in runs.items()}
     rows = [
         {
-            "what": f"train it/s, default shape, {load}, {names[arm]}",
+            "what": f"train it/s, default shape, {load}, {THREAD_ARMS[arm]}",
             "value": its[f"{arm} {load}"],
             "goal": "",
-            "detail": f"{steps} steps, median of {repeats}"
-            + (", one busy process beside it" if load == "loaded" else ""),
+            "detail": f"{steps} steps, median of {repeats}{LOADS[load]}; "
+            f"threads {'/'.join(map(str, chose[f'{arm} {load}']))}",
         }
         for arm, load in pairs
     ]
-    for arm in [arm for arm, load in pairs if load == "loaded"]:
-        rows.append(
-            {
-                "what": f"it/s under one busy process / idle, {names[arm]}",
-                "value": ratio(its[f"{arm} loaded"], its[f"{arm} idle"]),
-                "goal": ">= 0.5" if arm == "policy" else "(before)",
-                "detail": "",
-            }
-        )
-    rows.append(
-        {
-            "what": "idle it/s, thread policy / torch default threads",
-            "value": ratio(its["policy idle"], its["old idle"]),
-            "goal": ">= 0.95",
-            "detail": thread_policy(None, None, available_cpus(), {}).why,
-        }
-    )
+    goals = {
+        ("policy", "idle", "default", "idle"): ">= 0.9",
+        ("policy", "loaded", "policy", "idle"): ">= 0.5",
+    }
+    ratios = [
+        ("policy", "idle", "default", "idle"),
+        ("policy", "loaded", "policy", "idle"),
+        ("default", "loaded", "default", "idle"),
+        ("1", "idle", "default", "idle"),
+        ("1", "loaded", "1", "idle"),
+        ("policy", "later", "policy", "idle"),
+    ]
+    for a, la, b, lb in ratios:
+        if f"{a} {la}" in its and f"{b} {lb}" in its:
+            rows.append(
+                {
+                    "what": f"it/s, {THREAD_ARMS[a]} {la} / {THREAD_ARMS[b]} {lb}",
+                    "value": ratio(its[f"{a} {la}"], its[f"{b} {lb}"]),
+                    "goal": goals.get((a, la, b, lb), "(report)"),
+                    "detail": "",
+                }
+            )
     return rows

@@ -72,13 +72,13 @@ def preflight(extra: list[str], gpu: bool) -> None:
                 raise BadInput(f"the {shape} shape cannot run: {err}") from err
 
 
-def require_cuda() -> None:
-    """BadInput unless torch sees an NVIDIA GPU (the --gpu mode measures on one)."""
+def require_cuda(mode: str = "--gpu", on_cpu: str = "--gpu-on-cpu-tiny") -> None:
+    """BadInput unless torch sees an NVIDIA GPU (the GPU modes measure on one)."""
     import torch
 
     if not torch.cuda.is_available():
         raise BadInput(
-            "--gpu needs an NVIDIA GPU (CUDA), and torch sees none here "
+            f"{mode} needs an NVIDIA GPU (CUDA), and torch sees none here "
             f"(torch {torch.__version__}, CUDA build {torch.version.cuda}). Run it on "
-            "a machine with one; --gpu-on-cpu-tiny runs the same code on CPU."
+            f"a machine with one; {on_cpu} runs the same code on CPU."
         )

@@ -9,6 +9,7 @@ import platform
 from collections.abc import Sequence
 
 from src.bench.rows_gpu import gpu_rows
+from src.bench.rows_gpu_small import shared_gpu_sweep_rows, step_rows
 from src.bench.rows_model import (
     attention_rows,
     callback_overhead_rows,
@@ -21,7 +22,7 @@ from src.bench.rows_process import default_run, quick_exit_rows, startup, thread
 from src.bench.rows_sweeps import sweep_rows
 from src.bench.shapes import gpu_shape, preflight, require_cuda
 
-__all__ = ["cpu_suite", "gpu_suite", "machine", "sweep_rows"]
+__all__ = ["cpu_suite", "gpu_default_shape_suite", "gpu_suite", "machine", "sweep_rows"]
 
 
 def cpu_suite(quick: bool, extra: list[str], compile_: bool) -> list[dict]:
@@ -65,6 +66,15 @@ def gpu_suite(
     if gap:  # 40 steps an arm: a GPU's step times vary far less than a shared CPU's
         rows += lightning_gap_rows(True, 1 if tiny else 2, *gpu_shape(tiny), "GPU shape: ")
     return rows
+
+
+def gpu_default_shape_suite(on_cpu: bool, quick: bool, compile_: bool) -> list[dict]:
+    """The default model on a GPU: eager against CUDA graphs, and sweeps sharing the GPU
+    (src/bench/rows_gpu_small.py). `on_cpu`: the code path on CPU, graphs only with
+    `compile_` (compiling takes longer than the rest)."""
+    if not on_cpu:
+        require_cuda("--gpu-default-shape", "--gpu-default-shape-on-cpu")
+    return step_rows(on_cpu, quick, not on_cpu or compile_) + shared_gpu_sweep_rows(on_cpu, quick)
 
 
 def machine() -> str:

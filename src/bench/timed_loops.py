@@ -67,7 +67,7 @@ def lightning_seconds_per_step(
     steps,
     warmup,
     callback: str | None,
-    compile_model: bool = False,
+    compile_model: bool | str = False,
     *,
     logger: bool = True,
     log_steps: bool = True,
@@ -110,8 +110,8 @@ def lightning_seconds_per_step(
             num_sanity_val_steps=0,
             log_every_n_steps=cfg.trainer.log_every_n_steps if log_steps else 10**9,
         )
-        if compile_model:
-            model.net.compile()  # as compile=true does (src/training/run.py)
+        if compile_model:  # as compile=true (or compile=MODE) does (src/training/run.py)
+            model.net.compile(mode=compile_model if isinstance(compile_model, str) else None)
         trainer.fit(model, datamodule=parts.datamodule)
     return (timer.ends[-1] - timer.ends[warmup - 1]) / steps
 
@@ -157,7 +157,8 @@ def plain_seconds_per_step(
     bf16 = str(cfg.trainer.precision).startswith("bf16")
     total = steps + warmup
     optimizer, scheduler = adamw_with_schedule(net, total, **module.hparams)
-    model = torch.compile(net) if compile_model else net
+    mode = compile_model if isinstance(compile_model, str) else None
+    model = torch.compile(net, mode=mode) if compile_model else net
     if loader:
         parts.datamodule.setup("fit")
         stream = iter(parts.datamodule.train_dataloader())

@@ -109,6 +109,13 @@ class TaskDataModule(L.LightningDataModule):
         batches = [shard(b, rank, world_size) for b in self.val_batches]
         return DataLoader(_Batches(batches), batch_size=None)
 
+    def transfer_batch_to_device(self, batch: Batch, device: torch.device, dataloader_idx: int):
+        # Each tensor directly: Lightning's generic walk over a NamedTuple cost ~0.1 ms a step
+        # on CPU (py-spy), where it moves nothing.
+        if isinstance(batch, Batch):
+            return Batch(*(t.to(device) for t in batch))
+        return super().transfer_batch_to_device(batch, device, dataloader_idx)
+
     # What callbacks read, so they need not know how the val set is stored or split.
 
     def validation_set(self) -> Batch:

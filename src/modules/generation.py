@@ -18,6 +18,7 @@ def greedy_generate(
     targets: Tensor,
     loss_mask: Tensor,
     head_mask: Tensor | None = None,
+    teacher_forced: Tensor | None = None,
 ) -> Tensor:
     """(B, T) next-token predictions where every answer token was generated greedily.
 
@@ -28,7 +29,21 @@ def greedy_generate(
     and each is written into the sequence before the next is predicted. Returns the targets
     with the answer positions replaced by the generated tokens, so it lines up with
     `targets` exactly as a teacher-forced `argmax` does. `net(idx)` returns (logits, ...).
+
+    `teacher_forced`: (B, T) argmax predictions of a full teacher-forced pass of this same
+    causal `net` (and head_mask). Rows they get all right are not generated: every prefix is
+    then the true one, so generation would predict exactly those tokens again. Late in
+    training that is most rows, and most of validation's cost.
     """
+    if teacher_forced is not None:
+        if not net.config.causal:
+            raise ValueError("teacher_forced predictions stand in for generation only when causal")
+        todo = ~exact_matches(teacher_forced, targets, loss_mask)  # (B,) rows to generate
+        generated = targets.clone()
+        if todo.any():
+            rows = (inputs[todo], targets[todo], loss_mask[todo])
+            generated[todo] = greedy_generate(net, *rows, head_mask=head_mask)
+        return generated
     sequence = torch.cat([inputs, targets[:, -1:]], dim=1).clone()  # (B, T+1)
     generated = targets.clone()  # (B, T)
     for t in loss_mask.any(dim=0).nonzero().flatten().tolist():

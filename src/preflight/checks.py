@@ -31,6 +31,8 @@ PATHS_KEYS = ("log_dir", "output_dir")
 
 
 # `name=` where a message names an argument (not `task.length=`, already a key).
+# torch.compile's modes, for `compile=MODE`.
+COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
 _ARGUMENT = re.compile(r"(?<![\w.])([A-Za-z_]\w*)=")
 _REFERENCE = re.compile(r"\$\{([\w.]+)\}")
 
@@ -108,8 +110,15 @@ def check_values(cfg: DictConfig) -> None:
     if threads is not None and not (is_int(threads) and threads >= 1):
         raise ConfigError(
             f"threads={threads!r} is not allowed: it must be a positive integer (that many torch "
-            "CPU threads) or null (the thread policy: all of this process's cores, waiting "
-            "threads sleep; a sweep job gets its share)."
+            "CPU threads) or null (the thread policy: the cores idle when the run starts; a "
+            "sweep job gets its share)."
+        )
+    compile_ = cfg.get("compile", False)
+    if not (isinstance(compile_, bool) or compile_ in COMPILE_MODES):
+        raise ConfigError(
+            f"compile={compile_!r} is not allowed: use false (eager), true (torch.compile's "
+            f"default mode) or one of its modes: {', '.join(COMPILE_MODES)} (reduce-overhead "
+            "replays the step as CUDA graphs on a GPU: for small models, launch-bound)."
         )
     max_steps = cfg.trainer.get("max_steps")
     if not (is_int(max_steps) and max_steps >= 1):

@@ -1,20 +1,83 @@
 """How many torch CPU threads a run uses: the one place that decides it.
 
-Imports neither torch nor Lightning: a sweep's launching process calls threads_per_job.
+Imports neither torch, Lightning nor OmegaConf: a sweep's launching process calls
+threads_per_job, and a run's first idle-core window starts when this module is imported.
 """
 
 from __future__ import annotations
 
+import math
 import os
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from omegaconf import DictConfig
+if TYPE_CHECKING:
+    from omegaconf import DictConfig
+
+# A core counts as idle when at least this share of it was free over the window.
+IDLE_SHARE = 0.7
+MIN_WINDOW_S = 0.2
 
 
 def available_cpus() -> int:
     """CPU cores this process may run on (its affinity mask, not the whole machine)."""
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+
+
+@dataclass(frozen=True)
+class CpuSample:
+    """Idle seconds per allowed core (from /proc/stat), this process's CPU seconds, a clock."""
+
+    idle_s: tuple[float, ...]
+    own_cpu_s: float
+    at: float
+
+
+def cpu_sample() -> CpuSample | None:
+    """Now, for idle_cores; None where /proc/stat cannot be read (not Linux)."""
+    allowed = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else None
+    tick = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+    try:
+        with open("/proc/stat") as stat:
+            lines = [line.split() for line in stat if line.startswith("cpu") and line[3] != " "]
+    except OSError:
+        return None
+    idle = tuple(
+        (int(f[4]) + int(f[5])) / tick  # idle + iowait jiffies
+        for f in lines
+        if allowed is None or int(f[0][3:]) in allowed
+    )
+    own = os.times()
+    return CpuSample(idle, own.user + own.system, time.monotonic())
+
+
+_last_sample = cpu_sample()  # the first window runs from this import to the first decision
+
+
+def idle_cores() -> float | None:
+    """How many of this process's cores were free since the last call (the first call: since
+    this module was imported, so the window is the start-up's imports, at no cost).
+
+    This process's own CPU time counts as free: it is the run that will use the cores. At
+    least MIN_WINDOW_S is measured (it waits for the rest). None where /proc/stat is missing.
+    """
+    global _last_sample
+    before = _last_sample
+    if before is None:
+        return None
+    wait = MIN_WINDOW_S - (time.monotonic() - before.at)
+    if wait > 0:
+        time.sleep(wait)
+    after = _last_sample = cpu_sample()
+    if after is None or len(after.idle_s) != len(before.idle_s):
+        return None
+    window = after.at - before.at
+    free = (
+        sum(b - a for a, b in zip(before.idle_s, after.idle_s)) + after.own_cpu_s - before.own_cpu_s
+    )
+    return min(len(after.idle_s), max(0.0, free / window))
 
 
 def threads_per_job(launcher: DictConfig | None, cpus: int) -> int | None:
@@ -41,25 +104,34 @@ class ThreadPolicy:
 
     threads: int | None  # torch.set_num_threads(threads); None: leave torch's setting
     why: str  # for train.log
+    automatic: bool = False  # chosen by the policy, not by a knob, a share or the environment
 
 
 def thread_policy(
-    requested: object, job_share: int | None, cpus: int, environ: Mapping[str, str]
+    requested: object,
+    job_share: int | None,
+    cpus: int,
+    environ: Mapping[str, str],
+    idle: float | None = None,
+    most: int | None = None,
 ) -> ThreadPolicy:
     """The one place that decides CPU threads.
 
     Why: with torch's default threads (all cores, OpenMP workers that busy-wait between
     parallel regions), one other CPU-bound process (a browser tab, a second run) cut the
-    default shape from 100 to 22 it/s here. Measured side by side on 2 cores
-    (scripts/results/bench/README.md): OMP_WAIT_POLICY=PASSIVE held 39 it/s under load but
-    fell to 42 it/s idle; a shorter GOMP_SPINCOUNT did not help under load; one thread ran
-    77 it/s idle and 75 under load. So the default is one thread: 0.76x the old idle speed,
-    3.4x it on a shared machine. `threads=N` takes more on a machine you have to yourself.
+    default shape to a fifth of its idle speed here, while one thread held its speed beside
+    it but ran a third slower on an idle machine (scripts/results/bench/README.md). So a run
+    takes the cores that are idle when it starts: `idle`, measured by idle_cores over the
+    start-up, whole cores with IDLE_SHARE free counting; at most `most` (torch's default
+    count), at least one. The cost: a process that starts *after* the run slows it as it
+    slows torch's default (threads=1 is robust to that); and the count can differ between
+    two runs of one config, which changes results in the sixth digit (train.log says which;
+    threads=N fixes it).
 
     Order: an explicit `threads=N` wins; then a sweep job's share of the cores
     (threads_per_job); then an `OMP_NUM_THREADS` the user exported (torch already follows
-    it); else one thread. A `requested` value check_values refuses counts as null here (the
-    run is refused before any work).
+    it); then the idle cores; else (no /proc/stat) one thread. A `requested` value
+    check_values refuses counts as null here (the run is refused before any work).
     """
     if type(requested) is int and requested >= 1:  # not a bool, not a string
         return ThreadPolicy(requested, "threads=" + str(requested))
@@ -67,7 +139,14 @@ def thread_policy(
         return ThreadPolicy(job_share, "this job's share of the CPU cores")
     if environ.get("OMP_NUM_THREADS"):
         return ThreadPolicy(None, f"OMP_NUM_THREADS={environ['OMP_NUM_THREADS']}")
+    if idle is None:
+        why = "1 thread: the idle cores could not be measured (threads=N for more)"
+        return ThreadPolicy(1, why, automatic=True)
+    free = math.floor(idle + 1 - IDLE_SHARE)
+    threads = max(1, min(free, most or cpus, cpus))
     return ThreadPolicy(
-        1,
-        f"the policy: 1 thread, robust when the {cpus} cores are shared (threads=N for more)",
+        threads,
+        f"the policy: {threads}, as {idle:.1f} of {cpus} cores were idle at start "
+        "(threads=N to choose)",
+        automatic=True,
     )

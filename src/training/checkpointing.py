@@ -181,14 +181,20 @@ def check_fits(checkpoint: dict[str, Any], model: nn.Module, path: str | os.Path
 MODEL_CONFIG_KEY = "attnlab_model_config"
 
 
+THREADS_KEY = "attnlab_torch_threads"
+
+
 class RecordModelConfig(L.Callback):
-    """Stores the model-defining config (`preflight.checks.model_config`) in every checkpoint."""
+    """Stores the model-defining config (`preflight.checks.model_config`) in every checkpoint,
+    and the torch threads the run used: the count changes results in the sixth digit, so a
+    resume whose threads the policy chooses keeps the run's (src/training/run.py)."""
 
     def __init__(self, config: dict[str, Any]) -> None:
         self.config = config
 
     def on_save_checkpoint(self, trainer, pl_module, checkpoint: dict[str, Any]) -> None:
         checkpoint[MODEL_CONFIG_KEY] = dict(self.config)
+        checkpoint[THREADS_KEY] = torch.get_num_threads()
 
 
 # Knobs added after checkpoints began recording the model config, with the value that

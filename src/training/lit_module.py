@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import math
+import time
 
 import lightning as L
 import torch
 from torch import Tensor, nn
 from torchmetrics import MeanMetric
 from torchmetrics.classification import MulticlassAccuracy, MulticlassExactMatch
+from torchmetrics.functional.classification import multiclass_accuracy, multiclass_exact_match
 
 from src.analysis import metric_names as names
 from src.data.tasks import Batch
@@ -49,33 +51,35 @@ class LitTransformerLM(L.LightningModule):
         self.net = net
         vocab = net.lm_head.out_features
         metric_args = {"num_classes": vocab, "ignore_index": IGNORE_INDEX, "validate_args": False}
-        # Separate metric objects per stage, so train and val never share state.
-        self.train_acc = MulticlassAccuracy(average="micro", **metric_args)
+        self._metric_args = metric_args
+        # Validation accumulates over batches in metric objects; training logs one batch's
+        # value with the functional form (no state to update, compute and reset each time).
         self.val_acc = MulticlassAccuracy(average="micro", **metric_args)
-        self.train_exact = MulticlassExactMatch(**metric_args)
         self.val_exact = MulticlassExactMatch(**metric_args)
         self.val_gen_acc = MulticlassAccuracy(average="micro", **metric_args)  # free-running
         self.val_gen_exact = MulticlassExactMatch(**metric_args)
         self.val_loss_mean = MeanMetric()  # val/loss as Lightning averages it, for its log10
         self._rng_to_restore: dict | None = None  # set by on_load_checkpoint
+        self.generation_s = 0.0  # wall time spent generating in validation (timing.PhaseTimes)
 
     def forward(self, inputs: Tensor) -> Tensor:
         return self.net(inputs)[0]
 
-    def _shared_step(self, batch: Batch) -> tuple[Tensor, Tensor, Tensor]:
-        logits = self(batch.inputs)  # (B, T, vocab)
-        loss = masked_cross_entropy(logits, batch.targets, batch.loss_mask)
+    @staticmethod
+    def _scored(logits: Tensor, batch: Batch) -> tuple[Tensor, Tensor]:
         preds = logits.argmax(dim=-1)  # (B, T), teacher-forced predictions
         targets = batch.targets.masked_fill(~batch.loss_mask, IGNORE_INDEX)
-        return loss, preds, targets
+        return preds, targets
 
     def training_step(self, batch: Batch, batch_idx: int) -> Tensor:
-        loss, preds, targets = self._shared_step(batch)
+        logits = self(batch.inputs)  # (B, T, vocab)
+        loss = masked_cross_entropy(logits, batch.targets, batch.loss_mask)
         # The logger writes every `log_every_n_steps`, and each `self.log` call costs about as
-        # much as a tenth of a training step here, so log (and compute the batch's accuracy
-        # and exact match) only on the steps that are written.
+        # much as a tenth of a training step here, so log (and score the batch's predictions)
+        # only on the steps that are written.
         step = self.global_step + 1  # counting this one
         if step % self.trainer.log_every_n_steps == 0 or step >= self.trainer.max_steps:
+            preds, targets = self._scored(logits.detach(), batch)
             # Under DDP each process holds a shard of the batch: average over processes.
             sync = self.trainer.world_size > 1
             self.log(names.TRAIN_LOSS, loss, prog_bar=True, sync_dist=sync)
@@ -83,8 +87,12 @@ class LitTransformerLM(L.LightningModule):
             self.log_dict(
                 {
                     names.TRAIN_LOSS_LOG10: log10_loss(mean.detach()),
-                    names.TRAIN_ACC: self.train_acc(preds, targets),
-                    names.TRAIN_EXACT_MATCH: self.train_exact(preds, targets),
+                    names.TRAIN_ACC: multiclass_accuracy(
+                        preds, targets, average="micro", **self._metric_args
+                    ),
+                    names.TRAIN_EXACT_MATCH: multiclass_exact_match(
+                        preds, targets, **self._metric_args
+                    ),
                     names.TRAIN_LR: self.optimizers().param_groups[0]["lr"],
                 },
                 sync_dist=sync,
@@ -99,7 +107,9 @@ class LitTransformerLM(L.LightningModule):
             self.trainer.should_stop = True
 
     def validation_step(self, batch: Batch, batch_idx: int) -> None:
-        loss, preds, targets = self._shared_step(batch)
+        logits = self(batch.inputs)  # (B, T, vocab)
+        loss = masked_cross_entropy(logits, batch.targets, batch.loss_mask)
+        preds, targets = self._scored(logits, batch)
         self.val_acc.update(preds, targets)
         self.val_exact.update(preds, targets)
         size = batch.inputs.size(0)
@@ -109,7 +119,13 @@ class LitTransformerLM(L.LightningModule):
         self.log(names.VAL_ACC, self.val_acc, batch_size=size)
         self.log(names.VAL_EXACT_MATCH, self.val_exact, prog_bar=True, batch_size=size)
         # Free-running: each answer token generated from the model's own earlier answers.
-        generated = greedy_generate(self.net, batch.inputs, batch.targets, batch.loss_mask)
+        # A causal model generates only the rows teacher forcing gets wrong (greedy_generate).
+        shortcut = preds if self.net.config.causal else None
+        started = time.perf_counter()
+        generated = greedy_generate(
+            self.net, batch.inputs, batch.targets, batch.loss_mask, teacher_forced=shortcut
+        )
+        self.generation_s += time.perf_counter() - started
         self.val_gen_acc.update(generated, targets)  # (B, T); unscored positions ignored
         self.val_gen_exact.update(generated, targets)
         self.log(names.VAL_GEN_ACC, self.val_gen_acc, batch_size=size)

@@ -24,12 +24,18 @@ from omegaconf import DictConfig
 from src.analysis.metric_names import FINAL_METRICS, HPARAMS_PREFIX
 from src.analysis.tensorboard_views import hparams_for_tensorboard, hparams_summaries
 from src.preflight.checks import ConfigError
-from src.preflight.threads import available_cpus, thread_policy
+from src.preflight.threads import available_cpus, idle_cores, thread_policy
 from src.runs.folders import trial_name
 from src.runs.records import find_finished_run
 from src.training.build import Built, build
 from src.training.callbacks.guard import TrainingDiverged
-from src.training.checkpointing import CheckpointWriteError, disk_space, step_of
+from src.training.checkpointing import (
+    THREADS_KEY,
+    CheckpointWriteError,
+    disk_space,
+    load_checkpoint,
+    step_of,
+)
 from src.training.distributed import extra_ranks
 from src.training.lightning_private import tensorboard_file_writer
 from src.training.progress import file_log
@@ -37,6 +43,8 @@ from src.training.progress import file_log
 __all__ = ["ConfigError", "RunStopped", "TrainingDiverged", "TrainingFailed", "train"]
 
 log = logging.getLogger(__name__)
+
+TORCH_DEFAULT_THREADS = torch.get_num_threads()  # before any run sets it: the policy's cap
 
 
 class TrainingFailed(RuntimeError):
@@ -68,13 +76,21 @@ def train(
     output_dir = Path(cfg.paths.output_dir)
     write_metrics(output_dir, {"status": "running"})  # a killed run is told from one never run
     try:
-        policy = thread_policy(cfg.get("threads"), threads, available_cpus(), os.environ)
+        share = threads if threads is not None else _share_of_processes(cfg.trainer)
+        cpus = available_cpus()
+        args = (cfg.get("threads"), share, cpus, os.environ, idle_cores(), TORCH_DEFAULT_THREADS)
+        policy = thread_policy(*args)
         if policy.threads is not None:
             torch.set_num_threads(policy.threads)
         log.info("torch threads: %d (%s)", torch.get_num_threads(), policy.why)
         if (copied := _copy_finished_run(cfg, output_dir)) is not None:
             return copied
         built = build(cfg, extra_callbacks)
+        if policy.automatic and built.ckpt_path is not None:
+            saved = load_checkpoint(built.ckpt_path).get(THREADS_KEY)
+            if isinstance(saved, int) and saved != torch.get_num_threads():
+                torch.set_num_threads(saved)
+                log.info("torch threads: %d (the run being resumed used %d)", saved, saved)
     except ConfigError as err:
         write_metrics(output_dir, {"status": "refused", "error": str(err)})
         file_log.error("refused before training: %s", err)
@@ -89,7 +105,8 @@ def train(
             # (which reads the step counter, a new Python int each step) stays eager.
             # Compiling the LightningModule compiled training_step too and recompiled it
             # every step.
-            model.net.compile()
+            mode = cfg.compile if isinstance(cfg.compile, str) else None
+            model.net.compile(mode=mode)
         with extra_ranks(trainer):  # trainer=ddp: ranks 1..N-1 run this job (distributed.py)
             trainer.fit(model, datamodule=datamodule, ckpt_path=built.ckpt_path)
         result = {"status": "finished", "step": trainer.global_step}
@@ -163,6 +180,15 @@ def _what_failed(err: BaseException, output_dir: Path) -> str:
         writing = f"writing {err.filename} failed: " if err.filename else ""
         return f"{writing}the disk is full ({disk_space(output_dir)})"
     return f"{type(err).__name__}: {err}"
+
+
+def _share_of_processes(trainer_cfg: DictConfig) -> int | None:
+    """Each process's share of the cores when the trainer runs several here (trainer=ddp), so
+    the first rank does not take the idle cores the others are about to need; else None."""
+    devices = trainer_cfg.get("devices")
+    if isinstance(devices, int) and not isinstance(devices, bool) and devices > 1:
+        return max(1, available_cpus() // devices)
+    return None
 
 
 def _copy_finished_run(cfg: DictConfig, output_dir: Path) -> dict[str, Any] | None:

@@ -142,6 +142,34 @@ def test_gpu_mode_without_a_gpu_exits_2():
     assert "Traceback" not in proc.stderr
 
 
+@pytest.mark.bench
+def test_gpu_default_shape_mode_runs_on_cpu(tmp_path):
+    """`--gpu-default-shape-on-cpu` (~30 s): the default model's eager steps in both loops and
+    a 2-seed sweep one job at a time and with joblib, measured through the same code as on a
+    GPU; without a GPU, `--gpu-default-shape` exits 2 and names the CPU mode."""
+    import json
+
+    import torch
+
+    out = tmp_path / "bench.json"
+    proc = run_script(BENCH, "--gpu-default-shape-on-cpu", "--json", str(out), timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    rows = {row["what"]: row["value"] for row in json.loads(out.read_text())["rows"]}
+    where = "on CPU (code path only)"
+    for what in (
+        f"default shape {where}, plain loop, eager: ms/step",
+        f"default shape {where}, Lightning, eager: ms/step",
+        f"2-run sweep {where}, one job at a time: runs/min",
+        f"2-run sweep {where}, joblib n_jobs=2: runs/min",
+    ):
+        assert rows[what] > 0, what
+    if not torch.cuda.is_available():
+        proc = run_script(BENCH, "--gpu-default-shape", timeout=300)
+        assert proc.returncode == 2
+        assert "--gpu-default-shape needs an NVIDIA GPU" in proc.stderr
+        assert "--gpu-default-shape-on-cpu runs the same code on CPU" in proc.stderr
+
+
 def test_run_timed_reports_the_childs_own_peak_memory_not_its_parents():
     """A parent holding 1 GiB starts a child that fills 200 MiB: the row must say ~200 MiB.
     (wait4's ru_maxrss said over 1 GiB: Linux keeps the forked parent's size across exec.)"""
@@ -154,7 +182,7 @@ def test_run_timed_reports_the_childs_own_peak_memory_not_its_parents():
     assert 200 <= result.peak_rss_mib < 600, result.peak_rss_mib
 
 
-@pytest.mark.slow
+@pytest.mark.bench
 def test_quick_bench_prints_every_kind_of_row_with_its_goal(tmp_path):
     """`bench.py --quick` end to end (~50 s): every section runs, and each row with a goal
     says whether it was met. Which rows are met is the machine's business, not a test's."""
@@ -171,7 +199,8 @@ def test_quick_bench_prints_every_kind_of_row_with_its_goal(tmp_path):
         "data generator / training step",
         "diagnostics overhead",
         "non-finite guard overhead",
-        "under one busy process / idle, thread policy",
+        "it/s, thread policy idle / torch default threads idle",
+        "it/s, thread policy loaded / thread policy idle",
         "start-up: first optimizer step done",
         "`scripts/train.py --help`",
         "a config error",

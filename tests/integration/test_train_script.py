@@ -1,13 +1,17 @@
 """scripts/train.py as the user types it, in a fresh process: a run's folder, what it logs,
 --help, a refusal, and the threads it uses (the same in process: tests/unit/)."""
 
+import contextlib
 import json
+import math
 import os
 import re
+import time
 from pathlib import Path
 
 import pytest
 
+from src.preflight.threads import IDLE_SHARE
 from tests.helpers import (
     SCALARS,
     TINY,
@@ -59,12 +63,35 @@ def test_bad_input_in_a_real_process(tmp_path):
     assert proc.returncode == 2
 
 
+POLICY_LINE = re.compile(
+    r"torch threads: (\d+) \(the policy: \1, as ([\d.]+) of (\d+) cores were idle at start"
+)
+
+
 @pytest.mark.slow
-def test_a_run_uses_one_thread_by_default_and_says_so_first_in_train_log(tmp_path: Path):
-    """In a fresh process, as typed, nothing exported: the threads in use head train.log."""
+def test_a_run_takes_the_idle_cores_and_says_so_first_in_train_log(tmp_path: Path):
+    """In a fresh process, as typed, nothing exported: the threads in use head train.log,
+    and they are the cores that were idle while it started; beside one busy process (as a
+    second run or a browser tab), one core fewer."""
+    from src.bench.measure import busy_process
+
     env = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "OMP_NUM_THREADS")}
-    proc = run_script(TRAIN_SCRIPT, *TINY, "trainer.max_steps=2", cwd=tmp_path, env=env)
-    assert proc.returncode == 0, proc.stderr
-    (log_file,) = tmp_path.glob("logs/runs/*/train.log")
-    first = log_file.read_text().splitlines()[0]
-    assert re.search(r"torch threads: 1 \(the policy: 1 thread", first), first
+    chosen = {}
+    for load in ("idle", "busy"):
+        folder = tmp_path / load
+        folder.mkdir()
+        with busy_process(120) if load == "busy" else contextlib.nullcontext():
+            if load == "busy":
+                time.sleep(1.0)  # its interpreter starts, then spins
+            proc = run_script(TRAIN_SCRIPT, *TINY, "trainer.max_steps=2", cwd=folder, env=env)
+        assert proc.returncode == 0, proc.stderr
+        (log_file,) = folder.glob("logs/runs/*/train.log")
+        first = log_file.read_text().splitlines()[0]
+        found = POLICY_LINE.search(first)
+        assert found, first
+        threads, idle, cpus = int(found[1]), float(found[2]), int(found[3])
+        assert threads == max(1, min(cpus, math.floor(idle + 1 - IDLE_SHARE)))
+        chosen[load] = threads, idle
+    if len(os.sched_getaffinity(0)) >= 2:
+        assert chosen["busy"][1] < chosen["idle"][1] - 0.5, chosen  # the spin took a core
+        assert chosen["busy"][0] < len(os.sched_getaffinity(0)), chosen

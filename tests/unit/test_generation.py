@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
+import pytest
 import torch
 from torch import nn
 
@@ -115,3 +117,21 @@ def test_gen_exact_match_is_at_most_teacher_forced_on_a_partly_trained_model(tra
     assert 0.0 < metrics["val/exact_match"] < 1.0  # partly trained: the test says something
     assert metrics["val/gen_exact_match"] <= metrics["val/exact_match"]
     assert metrics["val/gen_acc"] <= metrics["val/acc"]
+
+
+def test_generating_only_the_rows_teacher_forcing_gets_wrong_changes_nothing(trained_run):
+    """Validation's shortcut: a causal model's rows that teacher forcing gets all right are
+    taken as they are, the rest generated; the result is the full generation's, row for row."""
+    run_dir, net, task, val = trained_run
+    teacher_forced = net(val.inputs)[0].argmax(-1)
+    right = exact_matches(teacher_forced, val.targets, val.loss_mask)
+    assert 0 < right.sum() < len(right)  # both kinds of rows
+    full = greedy_generate(net, *val)
+    assert torch.equal(greedy_generate(net, *val, teacher_forced=teacher_forced), full)
+
+
+def test_the_shortcut_is_refused_for_a_model_that_can_read_ahead(trained_run, monkeypatch):
+    _, net, task, val = trained_run
+    monkeypatch.setattr(net, "config", dataclasses.replace(net.config, causal=False))
+    with pytest.raises(ValueError, match="only when causal"):
+        greedy_generate(net, *val, teacher_forced=val.targets)

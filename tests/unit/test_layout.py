@@ -18,6 +18,7 @@ SRC = ROOT / "src"
 FLOORS = {
     "paths": 0,
     "validation": 0,
+    "process_exit": 0,
     "modules": 1,
     "data": 1,
     "runs": 1,

@@ -45,3 +45,15 @@ def test_compile_true_compiles_the_training_step_once_and_saves_a_plain_checkpoi
     assert graphs_after_step[8:] == [graphs_after_step[8]] * 4, graphs_after_step
     state = torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=True)["state_dict"]
     assert all("_orig_mod" not in key for key in state)  # loads into an uncompiled model
+
+
+@pytest.mark.parametrize("value, mode", [("true", None), ("reduce-overhead", "reduce-overhead")])
+def test_compile_modes_reach_torch_compile(compose_cfg, monkeypatch, value, mode):
+    """compile=MODE compiles the network with that torch.compile mode (reduce-overhead: CUDA
+    graphs on a GPU); the compiling itself is tested above, and timed by scripts/bench.py."""
+    from src.modules import TransformerLM
+
+    modes = []
+    monkeypatch.setattr(TransformerLM, "compile", lambda self, **kw: modes.append(kw["mode"]))
+    train(compose_cfg(f"compile={value}", *TINY, "trainer.max_steps=2"))
+    assert modes == [mode]

@@ -5,6 +5,7 @@ import re
 import runpy
 import sys
 
+from src.training.timing import PHASES, PHASES_LINE
 from tests.helpers import TINY, TRAIN_SCRIPT
 
 
@@ -34,6 +35,12 @@ def test_train_log_holds_the_estimate_and_a_line_every_log_every_n_steps(
     assert "6/6" in screen and "Epoch 0/-" not in screen  # the bar counts steps
     assert "litlogger" not in screen + log_file.read_text()
     assert "Total params" in log_file.read_text()  # the model summary, without FLOPs
+    # where the time went (scripts/bench.py reads it for the default run's shares)
+    (phases,) = [PHASES_LINE.search(line) for line in lines if PHASES_LINE.search(line)]
+    seconds = dict(zip(PHASES, (float(v) for v in phases.groups())))
+    assert seconds["start-up"] > 0.5  # at least the imports of torch and Lightning
+    assert seconds["steps"] > 0 and seconds["validation"] > 0  # validated at step 4 and 6
+    assert 0 <= seconds["generation"] <= seconds["validation"]
     assert "FLOPs" not in screen + log_file.read_text()
     assert "Total Flops" not in screen + log_file.read_text()
 

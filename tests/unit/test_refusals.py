@@ -57,6 +57,8 @@ BAD_INPUTS = [
     (["threads=0"], "threads=0 is not allowed: it must be a positive integer"),
     (["threads=abc"], "threads='abc' is not allowed"),
     (["threads=1.5"], "threads=1.5 is not allowed"),
+    (["compile=fast"], "compile='fast' is not allowed: use false (eager), true"),
+    (["compile=2"], "one of its modes: default, reduce-overhead, max-autotune"),
     (["+foo=1"], "foo=1: nothing reads this key"),
     (["+paths.outptu_dir=x"], "paths.outptu_dir='x': nothing reads this key"),
     (["+trainer.no_such_arg=1"], "unexpected keyword argument 'no_such_arg'"),  # Trainer's own

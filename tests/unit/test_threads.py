@@ -4,30 +4,76 @@ says in train.log: tests/integration/test_train_script.py)."""
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from src.preflight.threads import ThreadPolicy, thread_policy, threads_per_job
 from tests.helpers import TINY
 
-ONE = "the policy: 1 thread, robust when the 8 cores are shared (threads=N for more)"
+UNMEASURED = ThreadPolicy(
+    1, "1 thread: the idle cores could not be measured (threads=N for more)", automatic=True
+)
 SHARE = "this job's share of the CPU cores"
 
 
+def idle(threads: int, cores: float) -> ThreadPolicy:
+    why = (
+        f"the policy: {threads}, as {cores:.1f} of 8 cores were idle at start (threads=N to choose)"
+    )
+    return ThreadPolicy(threads, why, automatic=True)
+
+
 @pytest.mark.parametrize(
-    "requested, share, environ, expected",
+    "requested, share, environ, cores, expected",
     [
-        (None, None, {}, ThreadPolicy(1, ONE)),
-        (3, None, {}, ThreadPolicy(3, "threads=3")),
-        (3, 1, {"OMP_NUM_THREADS": "2"}, ThreadPolicy(3, "threads=3")),  # the knob wins
-        (None, 2, {}, ThreadPolicy(2, SHARE)),
-        (None, 2, {"OMP_NUM_THREADS": "1"}, ThreadPolicy(2, SHARE)),
-        (None, None, {"OMP_NUM_THREADS": "2"}, ThreadPolicy(None, "OMP_NUM_THREADS=2")),
-        ("abc", None, {}, ThreadPolicy(1, ONE)),  # check_values refuses it first
-        (True, None, {}, ThreadPolicy(1, ONE)),
+        (None, None, {}, None, UNMEASURED),  # no /proc/stat
+        (None, None, {}, 8.0, idle(4, 8.0)),  # all idle: at most torch's default (4 here)
+        (None, None, {}, 2.0, idle(2, 2.0)),
+        (None, None, {}, 1.75, idle(2, 1.75)),  # a core 75% free counts
+        (None, None, {}, 1.6, idle(1, 1.6)),
+        (None, None, {}, 0.2, idle(1, 0.2)),  # all busy: still one
+        (3, None, {}, 8.0, ThreadPolicy(3, "threads=3")),
+        (3, 1, {"OMP_NUM_THREADS": "2"}, 8.0, ThreadPolicy(3, "threads=3")),  # the knob wins
+        (None, 2, {}, 8.0, ThreadPolicy(2, SHARE)),  # a sweep job keeps its share
+        (None, 2, {"OMP_NUM_THREADS": "1"}, 8.0, ThreadPolicy(2, SHARE)),
+        (None, None, {"OMP_NUM_THREADS": "2"}, 8.0, ThreadPolicy(None, "OMP_NUM_THREADS=2")),
+        ("abc", None, {}, None, UNMEASURED),  # check_values refuses it first
+        (True, None, {}, None, UNMEASURED),
     ],
 )
-def test_thread_policy_decisions(requested, share, environ, expected):
-    assert thread_policy(requested, share, 8, environ) == expected
+def test_thread_policy_decisions(requested, share, environ, cores, expected):
+    assert thread_policy(requested, share, 8, environ, idle=cores, most=4) == expected
+
+
+def test_idle_cores_counts_a_busy_process_and_not_this_one():
+    """Measured against /proc/stat: a pure-Python spin beside an idle wait takes about one
+    core; this process's own work counts as free (it is the run that will use the cores)."""
+    import subprocess
+    import sys
+    import time
+
+    from src.preflight import threads
+
+    cpus = len(os.sched_getaffinity(0))
+    threads.idle_cores()  # start a window
+    deadline = time.monotonic() + 0.5
+    while time.monotonic() < deadline:  # this process busy
+        pass
+    alone = threads.idle_cores()
+    spin = "import time\nt = time.time() + 5\nwhile time.time() < t: pass"
+    busy = subprocess.Popen([sys.executable, "-c", spin])
+    try:
+        time.sleep(1.0)  # the spin's interpreter starts, then spins
+        threads.idle_cores()
+        time.sleep(1.0)
+        beside = threads.idle_cores()
+    finally:
+        busy.kill()
+        busy.wait()
+    assert alone is not None and beside is not None
+    assert alone > cpus - 0.5  # own work is not load
+    assert beside < alone - 0.6  # the spin took most of a core
 
 
 class _ThreadsSeen:
@@ -57,30 +103,68 @@ def restore_torch_threads():
 
 
 @pytest.mark.parametrize(
-    "overrides, share, omp, expected",
+    "overrides, share, omp, cores, expected",
     [
-        (["threads=1"], None, None, 1),
-        (["threads=2"], 1, "1", 2),  # the knob wins over the job share and the environment
-        ([], 1, None, 1),  # a sweep job's share
-        ([], None, None, 1),  # the policy: one thread
+        (["threads=1"], None, None, 2.0, 1),
+        (["threads=2"], 1, "1", 1.0, 2),  # the knob wins over the job share and the environment
+        ([], 1, None, 2.0, 1),  # a sweep job's share
+        ([], None, None, 2.0, 2),  # the policy: the idle cores
+        ([], None, None, 1.0, 1),
+        (["trainer.devices=2"], None, None, 2.0, 1),  # ddp here: each process its share
     ],
 )
 def test_threads_a_run_uses_follow_the_knob_and_the_policy(
-    compose_cfg, monkeypatch, restore_torch_threads, overrides, share, omp, expected
+    compose_cfg, monkeypatch, restore_torch_threads, overrides, share, omp, cores, expected
 ):
     import torch
 
-    from src.training.run import train
+    from src.training import run
 
     if omp is None:
         monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     else:
         monkeypatch.setenv("OMP_NUM_THREADS", omp)
+    monkeypatch.setattr(run, "idle_cores", lambda: cores)
+    monkeypatch.setattr(run, "TORCH_DEFAULT_THREADS", 4)
+    monkeypatch.setattr(run, "available_cpus", lambda: 2)
     torch.set_num_threads(3)  # something neither the knob nor the policy would choose
     probe = _ThreadsSeen()
     cfg = compose_cfg(*TINY, "trainer.max_steps=2", *overrides)
-    train(cfg, threads=share, extra_callbacks=[probe.callback])
+    if "trainer.devices=2" in overrides:  # the decision only: no second process here
+
+        def refuse(*args, **kwargs):
+            raise run.ConfigError("stop after the threads")
+
+        monkeypatch.setattr(run, "build", refuse)
+        with pytest.raises(run.ConfigError):
+            run.train(cfg, threads=share)
+        assert torch.get_num_threads() == expected
+        return
+    run.train(cfg, threads=share, extra_callbacks=[probe.callback])
     assert probe.seen and set(probe.seen) == {expected}
+
+
+def test_a_resumed_run_keeps_the_threads_it_was_trained_with(
+    compose_cfg, monkeypatch, restore_torch_threads, tmp_path
+):
+    """The count changes results in the sixth digit, so where the policy would choose (the
+    machine is busier now), a resume takes the checkpoint's; an explicit threads=N still wins."""
+    import torch
+
+    from src.training import run
+
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    first = compose_cfg(*TINY, "trainer.max_steps=4", "threads=2")
+    run.train(first)
+    ckpt = f"ckpt_path={tmp_path / 'checkpoints' / 'last.ckpt'}"
+    monkeypatch.setattr(run, "idle_cores", lambda: 1.0)  # the policy alone would take 1
+    for overrides, expected in [([], 2), (["threads=1"], 1)]:
+        probe = _ThreadsSeen()
+        cfg = compose_cfg(*TINY, ckpt, *overrides)
+        cfg.paths.output_dir = str(tmp_path / f"resumed{len(overrides)}")
+        torch.set_num_threads(3)
+        run.train(cfg, extra_callbacks=[probe.callback])
+        assert probe.seen and set(probe.seen) == {expected}
 
 
 def test_an_exported_omp_num_threads_is_left_to_torch(
