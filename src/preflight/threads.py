@@ -21,9 +21,31 @@ IDLE_SHARE = 0.7
 MIN_WINDOW_S = 0.2
 
 
+# A container's CPU quota (cgroup v2): "max PERIOD", or "QUOTA PERIOD" in microseconds.
+CGROUP_CPU_MAX = "/sys/fs/cgroup/cpu.max"
+
+
 def available_cpus() -> int:
-    """CPU cores this process may run on (its affinity mask, not the whole machine)."""
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    """CPU cores this process may run on: its affinity mask, and no more than its container's
+    CPU quota (rounded up). Not the whole machine: /proc/stat and torch both see the host."""
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    quota = cgroup_cpu_quota()
+    return max(1, min(cpus or 1, math.ceil(quota))) if quota else cpus or 1
+
+
+def cgroup_cpu_quota() -> float | None:
+    """CPUs' worth of time the container may use (cgroup v2's cpu.max); None: no limit set."""
+    try:
+        with open(CGROUP_CPU_MAX) as limit:
+            quota, period = limit.read().split()[:2]
+    except (OSError, ValueError):
+        return None
+    if quota == "max":
+        return None
+    try:
+        return int(quota) / int(period)
+    except (ValueError, ZeroDivisionError):
+        return None
 
 
 @dataclass(frozen=True)

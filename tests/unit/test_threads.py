@@ -4,8 +4,6 @@ says in train.log: tests/integration/test_train_script.py)."""
 
 from __future__ import annotations
 
-import os
-
 import pytest
 
 from src.preflight.threads import ThreadPolicy, thread_policy, threads_per_job
@@ -47,33 +45,53 @@ def test_thread_policy_decisions(requested, share, environ, cores, expected):
 
 
 def test_idle_cores_counts_a_busy_process_and_not_this_one():
-    """Measured against /proc/stat: a pure-Python spin beside an idle wait takes about one
-    core; this process's own work counts as free (it is the run that will use the cores)."""
+    """Measured against /proc/stat: this process's own work counts as free (it is the run
+    that will use the cores), so working or sleeping reads alike; a pure-Python spin beside
+    it takes about one core. Relative figures only: a CI host has load of its own."""
     import subprocess
     import sys
     import time
 
     from src.preflight import threads
 
-    cpus = len(os.sched_getaffinity(0))
-    threads.idle_cores()  # start a window
-    deadline = time.monotonic() + 0.5
-    while time.monotonic() < deadline:  # this process busy
-        pass
-    alone = threads.idle_cores()
+    def window(busy: bool) -> float:
+        threads.idle_cores()  # start a window
+        deadline = time.monotonic() + 0.6
+        while busy and time.monotonic() < deadline:
+            pass
+        time.sleep(max(0.0, deadline - time.monotonic()))
+        cores = threads.idle_cores()
+        assert cores is not None
+        return cores
+
+    sleeping, working = window(busy=False), window(busy=True)
     spin = "import time\nt = time.time() + 5\nwhile time.time() < t: pass"
-    busy = subprocess.Popen([sys.executable, "-c", spin])
+    spinner = subprocess.Popen([sys.executable, "-c", spin])
     try:
-        time.sleep(1.0)  # the spin's interpreter starts, then spins
-        threads.idle_cores()
-        time.sleep(1.0)
-        beside = threads.idle_cores()
+        time.sleep(1.0)  # its interpreter starts, then spins
+        beside = window(busy=False)
     finally:
-        busy.kill()
-        busy.wait()
-    assert alone is not None and beside is not None
-    assert alone > cpus - 0.5  # own work is not load
-    assert beside < alone - 0.6  # the spin took most of a core
+        spinner.kill()
+        spinner.wait()
+    assert abs(working - sleeping) < 0.5, (working, sleeping)  # own work is not load
+    assert beside < sleeping - 0.6, (beside, sleeping)  # the spin took most of a core
+
+
+@pytest.mark.parametrize(
+    "cpu_max, cpus",
+    [(None, 8), ("max 100000\n", 8), ("200000 100000\n", 2), ("150000 100000\n", 2)],
+)
+def test_available_cpus_keeps_to_a_containers_quota(tmp_path, monkeypatch, cpu_max, cpus):
+    """In a container limited to 2 CPUs on a bigger host, /proc/stat and torch see the host's
+    cores; the policy must not take them all."""
+    from src.preflight import threads
+
+    path = tmp_path / "cpu.max"
+    if cpu_max is not None:
+        path.write_text(cpu_max)
+    monkeypatch.setattr(threads, "CGROUP_CPU_MAX", str(path))
+    monkeypatch.setattr(threads.os, "sched_getaffinity", lambda pid: set(range(8)))
+    assert threads.available_cpus() == cpus
 
 
 class _ThreadsSeen:
