@@ -101,14 +101,14 @@ def default_run(repeats: int) -> list[dict]:
             proc = run_timed(cmd, env)
             check_exit(proc, "the default run")
             log = (Path(out) / "train.log").read_text()
-            exact = json.loads((Path(out) / "metrics.json").read_text())["metrics"]
+            metrics = json.loads((Path(out) / "metrics.json").read_text())["metrics"]
         found = PHASES_LINE.search(log)
         if found is None:
             raise BenchError("the default run's train.log has no `time:` line")
         parts = dict(
             zip(PHASES, (float(v) if v != "n/a" else float("nan") for v in found.groups()))
         )
-        runs.append((proc, parts, exact.get("val/exact_match", float("nan"))))
+        runs.append((proc, parts, metrics.get("val/exact_match", float("nan"))))
     runs.sort(key=lambda r: r[0].wall_s)
     mid, parts, exact = runs[len(runs) // 2]
     parts["validation"] -= parts["generation"]  # shown apart

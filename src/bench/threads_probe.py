@@ -27,10 +27,9 @@ def main(argv: list[str]) -> None:
     if arm == "1":
         torch.set_num_threads(1)
     elif arm == "policy":
-        cpus = policy.available_cpus()
-        idle = policy.idle_cores()
-        chosen = policy.thread_policy(None, None, cpus, {}, idle, torch.get_num_threads())
-        torch.set_num_threads(chosen.threads)
+        torch.set_num_threads(
+            policy.measured_policy(None, None, {}, torch.get_num_threads()).threads
+        )
     with busy_process(900) if "--busy-later" in argv else contextlib.nullcontext():
         if "--busy-later" in argv:
             time.sleep(1.0)  # its interpreter starts, then spins

@@ -30,9 +30,9 @@ TOP_LEVEL_KEYS = (
 PATHS_KEYS = ("log_dir", "output_dir")
 
 
-# `name=` where a message names an argument (not `task.length=`, already a key).
 # torch.compile's modes, for `compile=MODE`.
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
+# `name=` where a message names an argument (not `task.length=`, already a key).
 _ARGUMENT = re.compile(r"(?<![\w.])([A-Za-z_]\w*)=")
 _REFERENCE = re.compile(r"\$\{([\w.]+)\}")
 

@@ -172,3 +172,11 @@ def thread_policy(
         "(threads=N to choose)",
         automatic=True,
     )
+
+
+def measured_policy(
+    requested: object, job_share: int | None, environ: Mapping[str, str], most: int
+) -> ThreadPolicy:
+    """thread_policy with this process's cores and the idle cores measured now: what a run
+    (src/training/run.py) and the bench's thread probe decide with. `most`: torch's default."""
+    return thread_policy(requested, job_share, available_cpus(), environ, idle_cores(), most)

@@ -29,6 +29,7 @@ from src.preflight.devices import check_devices
 from src.preflight.memory import check_memory, estimate_memory
 from src.runs.folders import find_last_checkpoint
 from src.training.checkpointing import (
+    THREADS_KEY,
     CheckpointError,
     RecordModelConfig,
     check_fits,
@@ -82,6 +83,7 @@ class Built:
     model: LitTransformerLM
     trainer: L.Trainer
     ckpt_path: str | None  # the checkpoint to resume from, checked; None: a fresh run
+    ckpt_threads: int | None = None  # the torch threads that checkpoint's run used, if recorded
 
 
 def build(cfg: DictConfig, extra_callbacks: Sequence[L.Callback] = ()) -> Built:
@@ -101,7 +103,9 @@ def build(cfg: DictConfig, extra_callbacks: Sequence[L.Callback] = ()) -> Built:
         log.info("%s", estimate.summary())
     datamodule = instantiate(cfg.data, "data", task=task)
     model = build_model(cfg, task)
-    ckpt_path = resolve_checkpoint(cfg, model)  # refused before the trainer is even built
+    resumed = checked_checkpoint(cfg, model)  # refused before the trainer is even built
+    ckpt_path, checkpoint = resumed if resumed is not None else (None, {})
+    ckpt_threads = checkpoint.get(THREADS_KEY)
     callbacks = [instantiate(c, f"callbacks.{k}") for k, c in (cfg.get("callbacks") or {}).items()]
     callbacks += [RecordModelConfig(model_config(cfg)), ProgressLog()]
     if cfg.trainer.get("enable_progress_bar", True):
@@ -115,7 +119,8 @@ def build(cfg: DictConfig, extra_callbacks: Sequence[L.Callback] = ()) -> Built:
     _check_split(cfg.data, trainer.world_size)
     if isinstance(trainer.accelerator, CPUAccelerator):
         skip_nvml_probe()
-    return Built(cfg, task, datamodule, model, trainer, ckpt_path)
+    threads = ckpt_threads if isinstance(ckpt_threads, int) else None
+    return Built(cfg, task, datamodule, model, trainer, ckpt_path, threads)
 
 
 def skip_nvml_probe() -> None:
@@ -172,6 +177,14 @@ def resolve_checkpoint(
     `to_resume`: training will continue from it, so a run already at max_steps is refused
     (inspect_model.py reads finished runs, so it passes False).
     """
+    checked = checked_checkpoint(cfg, model, to_resume)
+    return checked[0] if checked is not None else None
+
+
+def checked_checkpoint(
+    cfg: DictConfig, model: L.LightningModule, to_resume: bool = True
+) -> tuple[str, dict[str, Any]] | None:
+    """resolve_checkpoint's path with the checkpoint it loaded to check it (loaded once)."""
     ckpt_path = cfg.get("ckpt_path")
     if ckpt_path is None:
         return None
@@ -208,4 +221,4 @@ def resolve_checkpoint(
             check_not_finished(checkpoint, cfg.trainer.max_steps, ckpt_path)
     except CheckpointError as err:
         raise ConfigError(str(err)) from None
-    return str(ckpt_path)
+    return str(ckpt_path), checkpoint

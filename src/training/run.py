@@ -24,18 +24,12 @@ from omegaconf import DictConfig
 from src.analysis.metric_names import FINAL_METRICS, HPARAMS_PREFIX
 from src.analysis.tensorboard_views import hparams_for_tensorboard, hparams_summaries
 from src.preflight.checks import ConfigError
-from src.preflight.threads import available_cpus, idle_cores, thread_policy
+from src.preflight.threads import available_cpus, measured_policy
 from src.runs.folders import trial_name
 from src.runs.records import find_finished_run
 from src.training.build import Built, build
 from src.training.callbacks.guard import TrainingDiverged
-from src.training.checkpointing import (
-    THREADS_KEY,
-    CheckpointWriteError,
-    disk_space,
-    load_checkpoint,
-    step_of,
-)
+from src.training.checkpointing import CheckpointWriteError, disk_space, step_of
 from src.training.distributed import extra_ranks
 from src.training.lightning_private import tensorboard_file_writer
 from src.training.progress import file_log
@@ -77,20 +71,17 @@ def train(
     write_metrics(output_dir, {"status": "running"})  # a killed run is told from one never run
     try:
         share = threads if threads is not None else _share_of_processes(cfg.trainer)
-        cpus = available_cpus()
-        args = (cfg.get("threads"), share, cpus, os.environ, idle_cores(), TORCH_DEFAULT_THREADS)
-        policy = thread_policy(*args)
+        policy = measured_policy(cfg.get("threads"), share, os.environ, TORCH_DEFAULT_THREADS)
         if policy.threads is not None:
             torch.set_num_threads(policy.threads)
         log.info("torch threads: %d (%s)", torch.get_num_threads(), policy.why)
         if (copied := _copy_finished_run(cfg, output_dir)) is not None:
             return copied
         built = build(cfg, extra_callbacks)
-        if policy.automatic and built.ckpt_path is not None:
-            saved = load_checkpoint(built.ckpt_path).get(THREADS_KEY)
-            if isinstance(saved, int) and saved != torch.get_num_threads():
-                torch.set_num_threads(saved)
-                log.info("torch threads: %d (the run being resumed used %d)", saved, saved)
+        saved = built.ckpt_threads
+        if policy.automatic and saved is not None and saved != torch.get_num_threads():
+            torch.set_num_threads(saved)
+            log.info("torch threads: %d (the run being resumed used %d)", saved, saved)
     except ConfigError as err:
         write_metrics(output_dir, {"status": "refused", "error": str(err)})
         file_log.error("refused before training: %s", err)

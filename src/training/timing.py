@@ -59,7 +59,7 @@ class PhaseTimes(L.Callback):
         self._validating_since = time.perf_counter()
 
     def on_validation_end(self, trainer, pl_module) -> None:
-        if trainer.training or trainer.state.fn == "fit":
+        if trainer.state.fn == "fit":
             self._mark = time.perf_counter()
             self.validation += self._mark - self._validating_since
 

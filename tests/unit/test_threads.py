@@ -136,15 +136,17 @@ def test_threads_a_run_uses_follow_the_knob_and_the_policy(
 ):
     import torch
 
+    from src.preflight import threads
     from src.training import run
 
     if omp is None:
         monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     else:
         monkeypatch.setenv("OMP_NUM_THREADS", omp)
-    monkeypatch.setattr(run, "idle_cores", lambda: cores)
+    monkeypatch.setattr(threads, "idle_cores", lambda: cores)
     monkeypatch.setattr(run, "TORCH_DEFAULT_THREADS", 4)
-    monkeypatch.setattr(run, "available_cpus", lambda: 2)
+    for module in (threads, run):
+        monkeypatch.setattr(module, "available_cpus", lambda: 2)
     torch.set_num_threads(3)  # something neither the knob nor the policy would choose
     probe = _ThreadsSeen()
     cfg = compose_cfg(*TINY, "trainer.max_steps=2", *overrides)
@@ -169,13 +171,14 @@ def test_a_resumed_run_keeps_the_threads_it_was_trained_with(
     machine is busier now), a resume takes the checkpoint's; an explicit threads=N still wins."""
     import torch
 
+    from src.preflight import threads
     from src.training import run
 
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     first = compose_cfg(*TINY, "trainer.max_steps=4", "threads=2")
     run.train(first)
     ckpt = f"ckpt_path={tmp_path / 'checkpoints' / 'last.ckpt'}"
-    monkeypatch.setattr(run, "idle_cores", lambda: 1.0)  # the policy alone would take 1
+    monkeypatch.setattr(threads, "idle_cores", lambda: 1.0)  # the policy alone would take 1
     for overrides, expected in [([], 2), (["threads=1"], 1)]:
         probe = _ThreadsSeen()
         cfg = compose_cfg(*TINY, ckpt, *overrides)
